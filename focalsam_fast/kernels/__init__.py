@@ -1,0 +1,86 @@
+"""One dispatcher for the SAM-family multi-tensor passes.
+
+Implementations (each a module exposing ``is_available``, ``sq_norm``, ``perturb``, ``sgd_step``
+and optionally ``focal_loss``; semantics in :mod:`focalsam_fast.kernels.reference`):
+
+========== ======================================== =====================
+name       what                                     devices
+========== ======================================== =====================
+reference  per-tensor PyTorch loop (the spec)       any
+foreach    ``torch._foreach`` ops                   any
+cpp        C++ (OpenMP) native module               CPU
+cuda       CUDA C++ native module                   CUDA
+triton     Triton kernels                           CUDA (CPU interpreter)
+========== ======================================== =====================
+
+``impl="auto"`` picks, per device: CUDA -> cuda, triton, foreach; CPU -> cpp, reference.
+An explicit name is always honoured or raises :class:`ImplUnavailableError` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import torch
+
+IMPLS = ("reference", "foreach", "cpp", "cuda", "triton")
+AUTO_ORDER = {"cuda": ("cuda", "triton", "foreach"), "cpu": ("cpp", "reference")}
+_MODULES = {
+    "reference": ".reference",
+    "foreach": ".foreach",
+    "cpp": ".cpp",
+    "cuda": ".cuda",
+    "triton": ".triton",
+}
+
+
+class ImplUnavailableError(RuntimeError):
+    """An explicitly requested implementation cannot run on this machine/device."""
+
+
+def _load(name: str) -> tuple[ModuleType | None, str]:
+    try:
+        return importlib.import_module(_MODULES[name], __name__), ""
+    except ImportError as exc:  # the native module or triton is not installed
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def availability(name: str, device: torch.device | str) -> tuple[bool, str]:
+    """Whether implementation ``name`` can run on ``device``, and if not, why."""
+    if name not in IMPLS:
+        raise ValueError(f"unknown impl {name!r}; valid: 'auto', " + ", ".join(map(repr, IMPLS)))
+    mod, why = _load(name)
+    if mod is None:
+        return False, why
+    return mod.is_available(torch.device(device))
+
+
+def available_impls(device: torch.device | str) -> list[str]:
+    """Names of the implementations that can run on ``device``."""
+    return [n for n in IMPLS if availability(n, device)[0]]
+
+
+def resolve(impl: str, device: torch.device | str) -> str:
+    """Turn ``impl`` ('auto' or a name) into a concrete, available implementation name."""
+    dev = torch.device(device)
+    if impl == "auto":
+        for name in AUTO_ORDER.get(dev.type, ("foreach",)):
+            if availability(name, dev)[0]:
+                return name
+        return "reference"
+    ok, why = availability(impl, dev)
+    if not ok:
+        raise ImplUnavailableError(
+            f"impl={impl!r} is not available on device {dev}: {why}. "
+            f"Available here: {', '.join(available_impls(dev))} (or impl='auto')."
+        )
+    return impl
+
+
+def get_ops(impl: str, device: torch.device | str) -> ModuleType:
+    """The module implementing the passes for ``impl`` on ``device`` (after :func:`resolve`)."""
+    mod, why = _load(resolve(impl, device))
+    if mod is None:  # resolve() checked availability, so only a race could get here
+        raise ImplUnavailableError(why)
+    return mod
