@@ -1,0 +1,52 @@
+"""Test helpers shared by the test-suite and the benchmarks: tolerances and small models.
+
+Tolerances (the one place they are justified):
+
+* ``FP64_ATOL``/``FP64_RTOL`` = 1e-9 / 1e-9: float64 paths that differ only in summation order
+  (multi-tensor norms, gathered vs masked weighted sums) agree to ~1e-15 relative per op; a few
+  hundred ops and several optimizer steps stay far below 1e-9.  SPEC §10 vectors are given to
+  10 decimals, so 1e-9 is also the tightest bound they support.
+* ``FP32_RTOL`` = 1e-6 (whole steps) and ``FP32_ATOL`` = 1e-7: fp32 epsilon is 1.19e-7; a reduced
+  norm changes by a few ulps (~1e-7 relative, PERFORMANCE-NOTES "Exactness"), and FMA contraction
+  changes one rounding per element; 5 SGD steps with momentum keep the relative weight
+  difference under ~8 ulps.  Element-wise kernels without reductions use ``FP32_ELEM_RTOL``
+  = 2.5e-7 (2 ulps).
+* Loss kernels: ``FP32_LOSS_RTOL`` = 1e-5: logsumexp over up to 8,142 classes sums thousands of
+  terms in a different order than ATen.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FP64_ATOL = 1e-9
+FP64_RTOL = 1e-9
+FP32_RTOL = 1e-6
+FP32_ATOL = 1e-7
+FP32_ELEM_RTOL = 2.5e-7
+FP32_LOSS_RTOL = 1e-5
+
+
+def tolerances(dtype: torch.dtype) -> dict[str, float]:
+    """``rtol``/``atol`` keyword arguments for ``torch.testing.assert_close`` at ``dtype``."""
+    if dtype == torch.float64:
+        return {"rtol": FP64_RTOL, "atol": FP64_ATOL}
+    return {"rtol": FP32_RTOL, "atol": FP32_ATOL}
+
+
+class SmallCNN(nn.Module):
+    """Conv -> BatchNorm -> ReLU -> pool -> Linear: the smallest model with BatchNorm buffers."""
+
+    def __init__(self, num_classes: int = 5, channels: int = 4, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.bn = nn.BatchNorm2d(channels)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features ``[B, channels]``."""
+        return torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
