@@ -1,0 +1,45 @@
+"""LDAM loss (Cao et al., 2019) and the normalised (cosine) linear head it is used with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import LogitAdjustedLoss
+
+
+class LDAMLoss(LogitAdjustedLoss):
+    r""":math:`m_j \propto n_j^{-1/4}` scaled to :math:`\max_j m_j` = ``max_m``; CE on
+    :math:`s\,(z - m_y e_y)`, ``s = 30``."""
+
+    def __init__(self, class_counts: Sequence[int] | Tensor, max_m: float = 0.5, s: float = 30.0,
+                 weight: Tensor | None = None, reduction: str = "mean") -> None:
+        super().__init__(class_counts, weight, reduction)
+        if s <= 0 or max_m < 0:
+            raise ValueError(f"LDAM needs s > 0 and max_m >= 0, got s={s}, max_m={max_m}")
+        self.s, self.max_m = float(s), float(max_m)
+        m = 1.0 / torch.sqrt(torch.sqrt(self.class_counts.double()))
+        m = m * (max_m / m.max())
+        self.register_buffer("margins", m.float(), persistent=False)
+        self.scale.fill_(self.s)
+        self.margin.copy_((self.s * m).float())
+
+    def adjusted_logits(self, logits: Tensor, targets: Tensor) -> Tensor:
+        onehot = F.one_hot(targets, self.num_classes).to(logits.dtype)
+        return self.s * (logits - self.margins.to(logits.device, logits.dtype) * onehot)
+
+
+class NormedLinear(nn.Module):
+    r"""Cosine classifier :math:`z = \hat{x}^\top \hat{W}` (features and weight columns
+    L2-normalised), as LDAM's reference ResNet-32 head."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x, dim=1).mm(F.normalize(self.weight, dim=0))
