@@ -1,0 +1,56 @@
+"""Long-tailed data sets, groups and samplers (SPEC §7)."""
+
+from focalsam_fast.data.alexnet_errors import ALEXNET_ERRORS, CORRUPTIONS
+from focalsam_fast.data.arrays import ArrayDataset
+from focalsam_fast.data.cifar import build_cifar_lt, load_cifar_torchvision
+from focalsam_fast.data.cifar_jpeg import ImageArrays, read_jpeg_archive
+from focalsam_fast.data.digits import build_digits_lt
+from focalsam_fast.data.groups import (
+    GROUP_PRESETS,
+    GroupThresholds,
+    group_accuracy,
+    group_thresholds,
+    per_class_accuracy,
+    split_groups,
+)
+from focalsam_fast.data.large_scale import build_list_dataset
+from focalsam_fast.data.listfile import CorruptImageError, ListFileDataset, ListFileError, parse_list_file
+from focalsam_fast.data.ood import ClassFolderDataset, corruption_errors, imagenet_c_sets
+from focalsam_fast.data.profiles import imbalance_counts, select_long_tailed
+from focalsam_fast.data.registry import DATASETS, LongTailedData, build_dataset
+from focalsam_fast.data.sampling import sample_long_tailed_labels
+from focalsam_fast.data.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
+
+__all__ = [
+    "ALEXNET_ERRORS",
+    "CIFAR_MEAN",
+    "CIFAR_STD",
+    "CORRUPTIONS",
+    "DATASETS",
+    "GROUP_PRESETS",
+    "ArrayDataset",
+    "ClassFolderDataset",
+    "CorruptImageError",
+    "GroupThresholds",
+    "ImageArrays",
+    "ListFileDataset",
+    "ListFileError",
+    "LongTailedData",
+    "build_cifar_lt",
+    "build_dataset",
+    "build_digits_lt",
+    "build_list_dataset",
+    "build_transform",
+    "corruption_errors",
+    "group_accuracy",
+    "group_thresholds",
+    "imagenet_c_sets",
+    "imbalance_counts",
+    "load_cifar_torchvision",
+    "parse_list_file",
+    "per_class_accuracy",
+    "read_jpeg_archive",
+    "sample_long_tailed_labels",
+    "select_long_tailed",
+    "split_groups",
+]
