@@ -265,8 +265,9 @@ class SAMBase(Optimizer):
                 p.grad = None
             return
         state = self.base_optimizer.state
+        has_buf = [state[p].get("momentum_buffer") is not None for p in ps]
         for first in (True, False):  # params without a buffer yet (first step) / with one
-            idx = [k for k, p in enumerate(ps) if (state[p].get("momentum_buffer") is None) == first]
+            idx = [k for k, h in enumerate(has_buf) if h != first]
             if not idx:
                 continue
             sub = [ps[k] for k in idx]
