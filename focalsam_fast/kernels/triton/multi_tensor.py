@@ -1,0 +1,235 @@
+"""Multi-tensor launch plans: one Triton launch over every tensor of a parameter list.
+
+Each tensor is cut into chunks of ``block`` elements.  A plan holds, per dtype group, two device
+tables:
+
+* ``layout`` (int64 ``[n_chunks, 3]``): tensor index within the group, first element and element
+  count of every chunk.  It depends only on shapes/strides/dtypes, so it is built once per model.
+* ``addrs`` (int64 ``[n_lists, n_tensors]``): the data address of every tensor of every list.  It
+  depends on the storages; gradients re-allocated by each backward usually land on the same
+  caching-allocator blocks, so it is cached too (LRU keyed on the addresses) and, when new,
+  uploaded with a non-blocking copy from pinned memory (no host sync).
+
+Program ``pid`` of a launch reads row ``pid`` of ``layout``, turns the addresses into typed pointers
+(:func:`chunk_ptr`) and processes ``<= block`` contiguous elements, so a launch costs the same
+Python time for 1 or 1,000 tensors.  Tensors must be dense (any dense memory format); tensor ``i`` of
+every list must have the same shape and strides, so element ``k`` in memory is the same logical
+element in all lists.  Tensors of one launch share their dtypes (one group per dtype combination).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+BLOCK_CUDA = 4096
+"""Elements per program on GPUs: 8 warps x 16 elements per thread (4 x 16-byte accesses)."""
+BLOCK_INTERPRET = 1 << 15
+"""Elements per program in the CPU interpreter, where every program costs Python overhead."""
+ALIGN_BYTES = 16
+CACHE_SIZE = 32
+
+TL_DTYPES: dict[torch.dtype, tl.dtype] = {
+    torch.float16: tl.float16,
+    torch.bfloat16: tl.bfloat16,
+    torch.float32: tl.float32,
+    torch.float64: tl.float64,
+}
+
+
+def block_size(device: torch.device) -> int:
+    """Elements per program for ``device`` (:data:`BLOCK_CUDA` or :data:`BLOCK_INTERPRET`)."""
+    return BLOCK_CUDA if device.type == "cuda" else BLOCK_INTERPRET
+
+
+def tl_dtype(dtype: torch.dtype) -> tl.dtype:
+    """The Triton element type of a floating-point torch dtype."""
+    try:
+        return TL_DTYPES[dtype]
+    except KeyError:
+        raise TypeError(f"Triton kernels support {list(TL_DTYPES)}, got {dtype}") from None
+
+
+class _LRU(OrderedDict):
+    """A small least-recently-used cache."""
+
+    def get_or_build(self, key: Hashable, build):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = build()
+        if len(self) > CACHE_SIZE:
+            self.popitem(last=False)
+        return value
+
+
+_LAYOUTS = _LRU()
+_PLANS = _LRU()
+_SCALARS = _LRU()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tensors of one dtype combination: one kernel launch."""
+
+    dtypes: tuple[tl.dtype, ...]  # element type per list
+    layout: Tensor  # int64 [n_chunks, 3]: tensor index, first element, element count
+    addrs: Tensor  # int64 [n_lists, n_tensors]
+    n_tensors: int
+    n_chunks: int
+    offset: int  # index of the group's first chunk among the chunks of all groups
+    aligned: bool  # every chunk starts on a 16-byte boundary (enables 16-byte accesses)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All groups of one multi-tensor call; ``n_chunks`` counts the chunks of every group."""
+
+    groups: tuple[Group, ...]
+    n_chunks: int
+    block: int  # elements per chunk (the kernels' ``BLOCK``)
+
+
+@dataclass(frozen=True)
+class _LayoutGroup:
+    dtypes: tuple[torch.dtype, ...]
+    members: tuple[int, ...]  # tensor indices (into the lists) of this group
+    layout: Tensor
+    n_chunks: int
+    offset: int
+
+
+def _is_dense(t: Tensor) -> bool:
+    """Whether ``t`` covers exactly ``numel`` consecutive elements from ``data_ptr`` (any order)."""
+    expected = 1
+    for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride(), strict=True) if s != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _build_layout(lists: Sequence[Sequence[Tensor]], block: int) -> tuple[_LayoutGroup, ...]:
+    first = lists[0]
+    device = first[0].device
+    by_dtype: dict[tuple[torch.dtype, ...], list[int]] = {}
+    for i, t in enumerate(first):
+        for lst in lists:
+            u = lst[i]
+            if u.device != device:
+                raise ValueError(f"all tensors must be on {device}, got {u.device}")
+            if u.shape != t.shape or u.stride() != t.stride():
+                raise ValueError(
+                    f"tensor {i}: shapes/strides differ between lists ({tuple(t.shape)}/{t.stride()} vs "
+                    f"{tuple(u.shape)}/{u.stride()})"
+                )
+        if t.numel() and not _is_dense(t):
+            raise ValueError(f"tensor {i} is not dense (shape {tuple(t.shape)}, strides {t.stride()})")
+        if t.numel():
+            by_dtype.setdefault(tuple(lst[i].dtype for lst in lists), []).append(i)
+    groups = []
+    offset = 0
+    for dtypes, members in by_dtype.items():
+        for dt in dtypes:
+            tl_dtype(dt)
+        sizes = np.array([first[i].numel() for i in members], dtype=np.int64)
+        per = (sizes + block - 1) // block
+        tensor = np.repeat(np.arange(len(members), dtype=np.int64), per)
+        starts = (np.arange(per.sum(), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)) * block
+        counts = np.minimum(block, sizes[tensor] - starts)
+        table = torch.from_numpy(np.stack([tensor, starts, counts], axis=1)).to(device)
+        groups.append(_LayoutGroup(dtypes, tuple(members), table, len(tensor), offset))
+        offset += len(tensor)
+    return tuple(groups)
+
+
+def _upload(values: list[int], device: torch.device) -> Tensor:
+    host = torch.tensor(values, dtype=torch.int64)
+    if device.type != "cuda":
+        return host
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def _build_plan(lists: Sequence[Sequence[Tensor]], layout: tuple[_LayoutGroup, ...], block: int) -> Plan:
+    device = lists[0][0].device
+    groups = []
+    for lg in layout:
+        ptrs = [lst[i].data_ptr() for lst in lists for i in lg.members]
+        aligned = all(p % ALIGN_BYTES == 0 for p in ptrs) and all(
+            block * dt.itemsize % ALIGN_BYTES == 0 for dt in lg.dtypes
+        )
+        groups.append(
+            Group(
+                dtypes=tuple(tl_dtype(dt) for dt in lg.dtypes),
+                layout=lg.layout,
+                addrs=_upload(ptrs, device),
+                n_tensors=len(lg.members),
+                n_chunks=lg.n_chunks,
+                offset=lg.offset,
+                aligned=aligned,
+            )
+        )
+    return Plan(tuple(groups), sum(g.n_chunks for g in groups), block)
+
+
+def plan(lists: Sequence[Sequence[Tensor]]) -> Plan:
+    """The (cached) launch plan for parallel tensor lists ``lists`` (all of the same length)."""
+    first = lists[0]
+    if any(len(lst) != len(first) for lst in lists):
+        raise ValueError(f"tensor lists differ in length: {[len(lst) for lst in lists]}")
+    block = block_size(first[0].device)
+    layout_key = (block, first[0].device, tuple((t.dtype, t.shape, t.stride()) for lst in lists for t in lst))
+    layout = _LAYOUTS.get_or_build(layout_key, lambda: _build_layout(lists, block))
+    plan_key = (layout_key, tuple(t.data_ptr() for lst in lists for t in lst))
+    return _PLANS.get_or_build(plan_key, lambda: _build_plan(lists, layout, block))
+
+
+def device_scalar(value: float | Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``value`` as a 0-dim ``dtype`` tensor on ``device``.
+
+    Python floats are rounded once to ``dtype`` (as ``torch.as_tensor(value, dtype=dtype)`` does)
+    and cached, so constant hyper-parameters cost no launch and no host-to-device copy after the
+    first call; a new value costs one ``torch.full`` launch, never a host sync.
+    """
+    if isinstance(value, Tensor):
+        return value.to(device=device, dtype=dtype).reshape(())
+    value = float(value)
+    return _SCALARS.get_or_build(
+        (value, dtype, device), lambda: torch.full((), value, dtype=dtype, device=device)
+    )
+
+
+@triton.jit
+def chunk_ptr(addrs, n_tensors, t, start, LIST: tl.constexpr, DT: tl.constexpr, ALIGNED: tl.constexpr):
+    """Typed pointer to element ``start`` of tensor ``t`` of list ``LIST``."""
+    ptr = tl.load(addrs + LIST * n_tensors + t).to(tl.pointer_type(DT)) + start
+    if ALIGNED:
+        ptr = tl.multiple_of(ptr, 16)
+    return ptr
+
+
+@triton.jit
+def load(ptr, offs, count, MASKED: tl.constexpr):
+    """``ptr[offs]``; masked (``offs < count``, 0 elsewhere) only for a partial chunk, so full
+    chunks compile to unmasked 16-byte accesses."""
+    if MASKED:
+        x = tl.load(ptr + offs, mask=offs < count, other=0.0)
+    else:
+        x = tl.load(ptr + offs)
+    return x
+
+
+@triton.jit
+def store(ptr, offs, x, count, MASKED: tl.constexpr):
+    """``ptr[offs] = x`` (masked as in :func:`load`)."""
+    if MASKED:
+        tl.store(ptr + offs, x, mask=offs < count)
+    else:
+        tl.store(ptr + offs, x)

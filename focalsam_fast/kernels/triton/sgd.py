@@ -1,0 +1,115 @@
+r"""Multi-tensor gradient combination + exact ``torch.optim.SGD`` update: ``sgd_step``.
+
+One pass per chunk reads :math:`p, g^{(1)}, g^{(2)}, b` and writes :math:`b, p`:
+
+.. math::
+    g &= g^{(1)} + g^{(2)}, \; g \leftarrow -g \text{ if maximize}, \; g \leftarrow g + \text{wd}\,p \\
+    b &\leftarrow g \text{ (first step) else } \mu b + (1-\tau) g \\
+    g &\leftarrow g + \mu b \text{ (nesterov) else } b \quad(\text{only if } \mu \ne 0) \\
+    p &\leftarrow p - \eta g
+
+in the same operation order as ``torch.optim.SGD`` (fp32 for fp16/bf16 tensors, rounded once on
+store, as ATen's fused SGD does).  ``lr``, ``wd``, ``mu`` and ``1 - tau`` are device scalars in the
+accumulation dtype, so a tensor ``lr`` (schedules, CUDA graphs) needs no host sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..reference import acc_dtype
+from .multi_tensor import chunk_ptr, device_scalar, load, plan, store, tl_dtype
+
+
+@triton.jit
+def _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1,
+               P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr,
+               ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr,
+               FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr,
+               ALIGNED: tl.constexpr, MASKED: tl.constexpr):
+    p_ptr = chunk_ptr(addrs, n_tensors, t, start, 0, P_DT, ALIGNED)
+    p = load(p_ptr, offs, count, MASKED).to(ACC)
+    g = load(chunk_ptr(addrs, n_tensors, t, start, 1, G_DT, ALIGNED), offs, count, MASKED).to(ACC)
+    if HAS_G2:
+        g = g + load(chunk_ptr(addrs, n_tensors, t, start, 2, G2_DT, ALIGNED), offs, count, MASKED).to(ACC)
+    if MAXIMIZE:
+        g = -g
+    if HAS_WD:
+        g = g + wd * p
+    if HAS_MOM:
+        b_ptr = chunk_ptr(addrs, n_tensors, t, start, B_LIST, B_DT, ALIGNED)
+        if FIRST:
+            b = g
+        else:
+            b = mom * load(b_ptr, offs, count, MASKED).to(ACC) + damp1 * g
+        b = b.to(B_DT)
+        store(b_ptr, offs, b, count, MASKED)
+        if NESTEROV:
+            g = g + mom * b.to(ACC)
+        else:
+            g = b.to(ACC)
+    store(p_ptr, offs, (p - lr * g).to(P_DT), count, MASKED)
+
+
+@triton.jit
+def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr,
+                P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr,
+                ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr,
+                FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr,
+                ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers]."""
+    pid = tl.program_id(0)
+    t = tl.load(layout + pid * 3)
+    start = tl.load(layout + pid * 3 + 1)
+    count = tl.load(layout + pid * 3 + 2)
+    lr = tl.load(lr_ptr)
+    wd = tl.load(wd_ptr)
+    mom = tl.load(mom_ptr)
+    damp1 = tl.load(damp1_ptr)
+    offs = tl.arange(0, BLOCK)
+    if count == BLOCK:
+        _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1, P_DT, G_DT, G2_DT, B_DT, ACC,
+                   HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGNED, False)
+    else:
+        _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1, P_DT, G_DT, G2_DT, B_DT, ACC,
+                   HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGNED, True)
+
+
+def sgd_step(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    grads2: Sequence[Tensor] | None,
+    momentum_buffers: Sequence[Tensor],
+    *,
+    lr: float | Tensor,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    first_step: bool,
+) -> None:
+    """Combine + ``torch.optim.SGD`` update in one launch per dtype group, see :func:`reference.sgd_step`."""
+    if not params:
+        return
+    acc = acc_dtype(params[0].dtype)
+    device = params[0].device
+    lists = [params, grads]
+    if grads2 is not None:
+        lists.append(grads2)
+    if momentum != 0:
+        lists.append(momentum_buffers)
+    pl = plan(lists)
+    scalars = [device_scalar(v, acc, device) for v in (lr, weight_decay, momentum, 1 - dampening)]
+    for g in pl.groups:
+        _sgd_kernel[(g.n_chunks,)](
+            g.layout, g.addrs, g.n_tensors, *scalars,
+            P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
+            B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
+            HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
+            B_LIST=len(lists) - 1, ALIGNED=g.aligned, BLOCK=pl.block, num_warps=8,
+        )
