@@ -70,7 +70,7 @@ class LogitAdjustedLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         self._check(logits, targets)
-        w = None if self.weight is None else self.weight.to(logits.device)
+        w = None if self.weight is None else self.weight.to(logits.device, logits.dtype)
         return nn.functional.cross_entropy(
             self.adjusted_logits(logits, targets), targets, weight=w, reduction=self.reduction
         )

@@ -95,8 +95,6 @@ class SAMBase(Optimizer):
             raise ValueError(f"unknown impl {impl!r}; valid: 'auto', " + ", ".join(kernels.IMPLS))
         defaults = dict(rho=rho, adaptive=adaptive, **base_kwargs)
         super().__init__(params, defaults)
-        for i, group in enumerate(self.param_groups):
-            check_nonneg(f"rho of param group {i}", group["rho"])
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
@@ -126,7 +124,7 @@ class SAMBase(Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group to the wrapper and the base optimizer (they share the group dicts)."""
         if "rho" in param_group:
-            check_nonneg("rho", param_group["rho"])
+            check_nonneg(f"rho of param group {len(self.param_groups)}", param_group["rho"])
         super().add_param_group(param_group)
         if hasattr(self, "base_optimizer"):
             group = self.param_groups[-1]
