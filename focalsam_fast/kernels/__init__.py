@@ -19,6 +19,7 @@ An explicit name is always honoured or raises :class:`ImplUnavailableError` nami
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 
@@ -39,6 +40,7 @@ class ImplUnavailableError(RuntimeError):
     """An explicitly requested implementation cannot run on this machine/device."""
 
 
+@functools.cache
 def _load(name: str) -> tuple[ModuleType | None, str]:
     try:
         return importlib.import_module(_MODULES[name], __name__), ""
@@ -47,13 +49,18 @@ def _load(name: str) -> tuple[ModuleType | None, str]:
 
 
 def availability(name: str, device: torch.device | str) -> tuple[bool, str]:
-    """Whether implementation ``name`` can run on ``device``, and if not, why."""
+    """Whether implementation ``name`` can run on ``device``, and if not, why (cached)."""
     if name not in IMPLS:
         raise ValueError(f"unknown impl {name!r}; valid: 'auto', " + ", ".join(map(repr, IMPLS)))
+    return _availability(name, torch.device(device))
+
+
+@functools.cache
+def _availability(name: str, device: torch.device) -> tuple[bool, str]:
     mod, why = _load(name)
     if mod is None:
         return False, why
-    return mod.is_available(torch.device(device))
+    return mod.is_available(device)
 
 
 def available_impls(device: torch.device | str) -> list[str]:
