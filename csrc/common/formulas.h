@@ -1,0 +1,73 @@
+// The per-element maths of the passes, shared by the CPU and CUDA modules so both follow
+// focalsam_fast/kernels/reference.py operation by operation (same operands, same rounding order).
+#pragma once
+
+#include "dtypes.h"
+
+namespace focalsam {
+
+constexpr double kNormEps = 1e-12;  // reference.NORM_EPS
+
+/// s = rho / (norm * inv_scale + 1e-12) * inv_scale   (reference.perturb, in opmath A)
+template <class A>
+FS_HD A perturb_scale(A norm, A rho, A inv_scale) {
+  return rho / (norm * inv_scale + static_cast<A>(kNormEps)) * inv_scale;
+}
+
+/// out = p + (p^2 if adaptive) * (g * s)
+template <class A>
+FS_HD A perturb_element(A p, A g, A s, bool adaptive) {
+  A e = g * s;
+  if (adaptive) e = (p * p) * e;
+  return p + e;
+}
+
+/// Options of torch.optim.SGD, in the form the update uses them.
+struct SgdOptions {
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+  bool first_step = false;
+};
+
+/// SgdOptions converted once to the opmath type, plus the learning rate.
+template <class A>
+struct SgdCoef {
+  A momentum, one_minus_dampening, weight_decay;
+  bool nesterov, maximize, first_step, use_momentum, weight_decay_nonzero;
+  DeviceScalar<A> lr;  // from a tensor: p -= g * lr; from a float: p += (-lr) * g
+
+  SgdCoef(const SgdOptions& o, const ScalarArg& lr_arg)
+      : momentum(static_cast<A>(o.momentum)),
+        one_minus_dampening(static_cast<A>(1.0 - o.dampening)),
+        weight_decay(static_cast<A>(o.weight_decay)),
+        nesterov(o.nesterov),
+        maximize(o.maximize),
+        first_step(o.first_step),
+        use_momentum(o.momentum != 0.0),
+        weight_decay_nonzero(o.weight_decay != 0.0),
+        lr(lr_arg.ptr != 0 ? DeviceScalar<A>{reinterpret_cast<const A*>(lr_arg.ptr), A(0)}
+                           : DeviceScalar<A>{nullptr, static_cast<A>(-lr_arg.value)}) {}
+};
+
+/// One element of reference.sgd_step: g already combined (g1 + g2).  Updates p and buf in place.
+template <class A>
+FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
+  if (c.maximize) g = -g;
+  if (c.weight_decay_nonzero) g = g + c.weight_decay * p;
+  if (c.use_momentum) {
+    if (c.first_step) {
+      buf = g;
+    } else {
+      buf = buf * c.momentum;
+      buf = buf + c.one_minus_dampening * g;
+    }
+    g = c.nesterov ? g + c.momentum * buf : buf;
+  }
+  // lr from a tensor arrives as +lr, from a float as -lr (see SgdCoef::lr).
+  p = c.lr.ptr != nullptr ? p - g * lr : p + lr * g;
+}
+
+}  // namespace focalsam

@@ -1,0 +1,100 @@
+// pybind11 bindings of focalsam_fast._C_cpu.  Python passes data pointers (ints), element counts
+// and dtype codes; see focalsam_fast/kernels/_native.py for the torch-side wrapper.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "../common/checks.h"
+#include "ops.h"
+
+namespace py = pybind11;
+using namespace focalsam;
+using cpu::NumelList;
+using cpu::PtrList;
+
+namespace {
+
+void sq_norm(int dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
+             std::uintptr_t out, int num_threads) {
+  const DType dt = dtype_from_code(dtype);
+  check_numels("sq_norm", numels);
+  check_list("sq_norm", "grads", grads, numels, false);
+  check_list("sq_norm", "params", params, numels, true);
+  check_pointer("sq_norm", "out", out);
+  check_num_threads("sq_norm", num_threads);
+  py::gil_scoped_release nogil;
+  cpu::sq_norm(dt, grads, params, numels, out, num_threads);
+}
+
+void perturb(int dtype, const PtrList& params, const PtrList& grads, const PtrList& out,
+             const NumelList& numels, std::uintptr_t norm_ptr, double norm, std::uintptr_t rho_ptr,
+             double rho, std::uintptr_t inv_scale_ptr, double inv_scale, bool adaptive, int num_threads) {
+  const DType dt = dtype_from_code(dtype);
+  check_numels("perturb", numels);
+  check_list("perturb", "params", params, numels, false);
+  check_list("perturb", "grads", grads, numels, false);
+  check_list("perturb", "out", out, numels, false);
+  check_num_threads("perturb", num_threads);
+  py::gil_scoped_release nogil;
+  cpu::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho},
+               {inv_scale_ptr, inv_scale}, adaptive, num_threads);
+}
+
+void sgd_step(int dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
+              const PtrList& momentum_buffers, const NumelList& numels, std::uintptr_t lr_ptr, double lr,
+              double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
+              bool first_step, int num_threads) {
+  const DType dt = dtype_from_code(dtype);
+  check_numels("sgd_step", numels);
+  check_list("sgd_step", "params", params, numels, false);
+  check_list("sgd_step", "grads", grads, numels, false);
+  check_list("sgd_step", "grads2", grads2, numels, true);
+  if (momentum != 0.0) check_list("sgd_step", "momentum_buffers", momentum_buffers, numels, false);
+  check_num_threads("sgd_step", num_threads);
+  py::gil_scoped_release nogil;
+  cpu::sgd_step(dt, params, grads, grads2, momentum_buffers, numels, {lr_ptr, lr},
+                SgdOptions{momentum, dampening, weight_decay, nesterov, maximize, first_step}, num_threads);
+}
+
+void focal_loss(int dtype, std::uintptr_t logits, std::uintptr_t targets, std::uintptr_t coeff,
+                std::uintptr_t scale, std::uintptr_t bias, std::uintptr_t margin, std::uintptr_t weight,
+                std::int64_t rows, std::int64_t cols, std::uintptr_t losses, std::uintptr_t grad_a,
+                std::uintptr_t grad_b, int num_threads) {
+  const DType dt = dtype_from_code(dtype);
+  check_shape("focal_loss", rows, cols);
+  if (rows > 0) {
+    check_pointer("focal_loss", "logits", logits);
+    check_pointer("focal_loss", "targets", targets);
+    check_pointer("focal_loss", "losses", losses);
+    check_pointer("focal_loss", "grad_a", grad_a);
+    check_pointer("focal_loss", "grad_b", grad_b);
+  }
+  check_pointer("focal_loss", "coeff", coeff);
+  check_pointer("focal_loss", "scale", scale);
+  check_pointer("focal_loss", "bias", bias);
+  check_pointer("focal_loss", "margin", margin);
+  check_num_threads("focal_loss", num_threads);
+  py::gil_scoped_release nogil;
+  cpu::focal_loss(dt, {logits, targets, coeff, scale, bias, margin, weight, losses, grad_a, grad_b, rows, cols},
+                  num_threads);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C_cpu, m) {
+  m.doc() = "focalsam_fast CPU kernels (OpenMP); torch-free, called through focalsam_fast.kernels._native";
+  m.def("sq_norm", &sq_norm, py::arg("dtype"), py::arg("grads"), py::arg("params"), py::arg("numels"),
+        py::arg("out"), py::arg("num_threads"),
+        "out = sum_t ||(|p_t|) g_t||^2 (params may be empty); deterministic chunked reduction");
+  m.def("perturb", &perturb, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("out"),
+        py::arg("numels"), py::arg("norm_ptr"), py::arg("norm"), py::arg("rho_ptr"), py::arg("rho"),
+        py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("num_threads"),
+        "out = p + s (p^2) g, s = rho inv / (norm inv + 1e-12); *_ptr (opmath scalars) override values");
+  m.def("sgd_step", &sgd_step, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("grads2"),
+        py::arg("momentum_buffers"), py::arg("numels"), py::arg("lr_ptr"), py::arg("lr"), py::arg("momentum"),
+        py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
+        py::arg("first_step"), py::arg("num_threads"), "g1 (+ g2) then one torch.optim.SGD update, in place");
+  m.def("focal_loss", &focal_loss, py::arg("dtype"), py::arg("logits"), py::arg("targets"), py::arg("coeff"),
+        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
+        py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("num_threads"),
+        "row-wise losses and the two weighted logit gradients (weight may be 0)");
+}

@@ -1,0 +1,44 @@
+// Entry points of the CPU module (focalsam_fast._C_cpu).  Pointers are raw data pointers of
+// dense tensors (element type given by `dtype`), numels their element counts.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../common/dtypes.h"
+#include "../common/formulas.h"
+
+namespace focalsam::cpu {
+
+using PtrList = std::vector<std::uintptr_t>;
+using NumelList = std::vector<std::int64_t>;
+
+/// Elements per work item; the reduction order (and so the bits of sq_norm) depends only on it.
+constexpr std::int64_t kChunkSize = 65536;
+
+/// out (0-dim, opmath dtype) = sum_t ||(|p_t| if params) * g_t||^2.  `params` empty: plain norm.
+void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
+             std::uintptr_t out, int num_threads);
+
+/// out_t = p_t + s * (p_t^2 if adaptive) * g_t,  s = rho * inv / (norm * inv + 1e-12).
+void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
+             const ScalarArg& inv_scale, bool adaptive, int num_threads);
+
+/// (g1 [+ g2]) then one torch.optim.SGD update of params / momentum_buffers in place.
+void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
+              const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
+              const SgdOptions& options, int num_threads);
+
+/// Pointers and shape of focal_loss; tables (coeff, scale, bias, margin, weight) are opmath
+/// vectors of length cols, targets int64 of length rows, weight may be 0 (no class weights).
+struct FocalLossArgs {
+  std::uintptr_t logits, targets, coeff, scale, bias, margin, weight;
+  std::uintptr_t losses, grad_a, grad_b;
+  std::int64_t rows, cols;
+};
+
+/// Row-wise losses and both weighted logit gradients (reference.focal_loss).
+void focal_loss(DType dtype, const FocalLossArgs& args, int num_threads);
+
+}  // namespace focalsam::cpu
