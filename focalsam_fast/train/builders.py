@@ -1,0 +1,101 @@
+"""Build the data, model and loss of a run from its :class:`TrainConfig` with clear errors."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from torch import nn
+
+from ..data import LongTailedData, build_dataset
+from ..losses import LOSSES
+from ..losses.base import LogitAdjustedLoss
+from ..models import MODELS, NormedLinear, build_model
+from .config import TrainConfig
+
+
+class SetupError(Exception):
+    """A run cannot start (bad path, missing weights, mismatch): the message says what to do."""
+
+
+DATA_HINTS = {
+    "cifar10_lt": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+                  "and extract it into that folder (giving <folder>/cifar-10-batches-py), or pass a "
+                  "JPEG tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members "
+                  "(e.g. cifar10-jpeg.tar.xz)",
+    "cifar100_lt": "download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
+                   "and extract it into that folder (giving <folder>/cifar-100-python), or pass a JPEG "
+                   "tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members",
+    "imagenet_lt": "put the ImageNet-2012 images under that folder together with the ImageNet-LT list "
+                   "files ImageNet_LT_train.txt and ImageNet_LT_test.txt (OLTR release, "
+                   "github.com/zhmiao/OpenLongTailRecognition-OLTR)",
+    "inat2018": "put the iNaturalist 2018 images (github.com/visipedia/inat_comp) under that folder "
+                "with the list files iNaturalist18_train.txt and iNaturalist18_val.txt",
+}
+
+
+def is_clip(model: str) -> bool:
+    """Whether ``model`` is one of the CLIP ViT models."""
+    return model.startswith("clip")
+
+
+def build_data(cfg: TrainConfig) -> LongTailedData:
+    """The run's long-tailed training/test sets; missing paths raise :class:`SetupError` saying
+    how to obtain and where to place the data."""
+    options: dict[str, object] = {}
+    if cfg.dataset in ("cifar10_lt", "cifar100_lt", "digits_lt"):
+        options["imb_ratio"] = cfg.imbalance_ratio
+    if is_clip(cfg.model):
+        if cfg.dataset == "digits_lt":
+            raise SetupError("CLIP models need RGB images; use --dataset cifar10_lt/cifar100_lt/"
+                             "imagenet_lt/inat2018 with them")
+        options["transform"] = "clip"
+    root = cfg.data_root
+    if cfg.dataset == "digits_lt":
+        if root is not None:
+            raise SetupError("digits_lt is embedded (scikit-learn's load_digits) and takes no --data-root")
+    else:
+        hint = DATA_HINTS[cfg.dataset]
+        if root is None:
+            raise SetupError(f"--dataset {cfg.dataset} needs --data-root PATH: {hint}")
+        if not Path(root).exists():
+            raise SetupError(f"data path {root} not found: {hint}")
+    try:
+        return build_dataset(cfg.dataset, root, **options)
+    except FileNotFoundError as exc:
+        hint = DATA_HINTS.get(cfg.dataset, "")
+        raise SetupError(f"{exc}" + (f" ({hint})" if hint else "")) from exc
+
+
+def build_run_model(cfg: TrainConfig, data: LongTailedData) -> nn.Module:
+    """The model for ``cfg`` (cosine head for LDAM; CLIP from the local ``--clip-weights``)."""
+    options: dict[str, object] = {}
+    if is_clip(cfg.model):
+        if cfg.loss == "ldam":
+            raise SetupError("LDAM needs an unscaled cosine head; the CLIP models already carry a "
+                             "scale-25 cosine head (use --loss la, ce or vs)")
+        if cfg.clip_weights is None:
+            raise SetupError(f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
+                             "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
+                             "nothing is downloaded")
+        if not Path(cfg.clip_weights).is_file():
+            raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
+                             "ViT-B/16 checkpoint there (nothing is downloaded)")
+        options.update(class_names=data.class_names, clip_weights=cfg.clip_weights)
+    normed = cfg.loss == "ldam"
+    takes_normed = "normed" in inspect.signature(MODELS[cfg.model]).parameters
+    if normed and takes_normed:
+        options["normed"] = True
+    model = build_model(cfg.model, data.num_classes, **options)
+    if normed and not takes_normed:
+        fc = model.fc
+        if not isinstance(fc, nn.Linear):
+            raise SetupError(f"--loss ldam needs a linear head to replace by a cosine head; "
+                             f"{cfg.model} has {type(fc).__name__}")
+        model.fc = NormedLinear(fc.in_features, fc.out_features)
+    return model
+
+
+def build_criterion(cfg: TrainConfig, data: LongTailedData) -> LogitAdjustedLoss:
+    """The per-sample loss (``reduction='none'``, as the SAM methods need)."""
+    return LOSSES[cfg.loss](data.class_counts, reduction="none")

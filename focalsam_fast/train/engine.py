@@ -1,0 +1,317 @@
+"""The epoch loop: build everything from a :class:`TrainConfig`, train with per-epoch schedules,
+evaluate, log, checkpoint atomically, resume bit-identically (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from ..data import LongTailedData
+from ..kernels import ImplUnavailableError
+from . import plots
+from .builders import SetupError, build_criterion, build_data, build_run_model
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_save,
+    atomic_write_text,
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from .config import TrainConfig
+from .methods import build_optimizer, method_details
+from .metrics import EvalResult, autocast_for, evaluate, group_table, per_class_table
+from .schedules import CosineLR, apply_drw, build_rho_scheduler
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or step-limited) run hands back."""
+
+    config: TrainConfig
+    out_dir: Path
+    final: EvalResult
+    history: list[dict[str, Any]]
+    class_counts: list[int]
+    class_names: list[str]
+    groups: dict[str, list[int]]
+    seconds: float
+    details: dict[str, float] = field(default_factory=dict)
+
+
+def sampler_seed(seed: int) -> int:
+    """Base seed of the data-loader shuffling; epoch ``e`` shuffles with ``sampler_seed + e``."""
+    return 1_000_003 * seed + 17
+
+
+def make_loader(dataset: Any, cfg: TrainConfig, train: bool, generator: torch.Generator | None,
+                device: torch.device) -> DataLoader:
+    """Training loader (shuffled with ``generator``, which also seeds the workers) or test loader."""
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=train, generator=generator,
+                      num_workers=cfg.workers, pin_memory=device.type == "cuda", drop_last=False)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise SetupError(f"invalid --device {name!r} ({exc})") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SetupError(f"--device {name} asked for but CUDA is not available here (use --device cpu)")
+    return device
+
+
+def set_threads(cfg: TrainConfig, device: torch.device) -> None:
+    """Apply ``cfg.threads``; the tiny digits CNN on the CPU defaults to one thread (its ops are
+    too small to gain from intra-op parallelism, and thread hand-offs cost more than they save)."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    elif device.type == "cpu" and cfg.model == "digits_cnn":
+        torch.set_num_threads(1)
+
+
+class Trainer:
+    """One training run of ``cfg`` writing into ``out_dir``.
+
+    Construction builds data, model, loss, optimizer and schedules (and, with ``resume``, loads
+    and checks the checkpoint) so that every setup error surfaces as :class:`SetupError` or
+    :class:`CheckpointError` before any training.  :meth:`run` trains the remaining epochs.
+    """
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: str | Path | None = None,
+                 log: Log = print, progress: bool | None = None,
+                 data: LongTailedData | None = None) -> None:
+        self.cfg, self.out_dir, self.log, self.progress = cfg, Path(out_dir), log, progress
+        self.device = _device(cfg.device)
+        set_threads(cfg, self.device)
+        if cfg.amp == "fp16" and self.device.type == "cpu":
+            raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
+        self.data = data if data is not None else build_data(cfg)
+        ckpt = None
+        if resume is not None:
+            ckpt = load_checkpoint(resume)
+            check_compatible(ckpt, resume, cfg.model, self.data.num_classes, self.data.class_counts)
+        seed_everything(cfg.seed)
+        self.model = build_run_model(cfg, self.data).to(self.device)
+        self.criterion = build_criterion(cfg, self.data).to(self.device)
+        try:
+            self.optimizer = build_optimizer(cfg, self.model, self.data, self.criterion)
+        except ImplUnavailableError as exc:
+            raise SetupError(str(exc)) from exc
+        self.lr_sched = CosineLR(self.optimizer, cfg.epochs)
+        self.rho_sched = build_rho_scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.start_epoch, self.global_step = 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.seed_base = sampler_seed(cfg.seed)
+        if ckpt is not None:
+            self._load_state(ckpt, resume)
+
+    # ------------------------------------------------------------------------------ state
+    def _load_state(self, ckpt: dict[str, Any], path: str | Path) -> None:
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer "
+                                  f"({cfg_summary(self.cfg)}): {exc}") from exc
+        self.lr_sched.load_state_dict(ckpt["lr_scheduler"])
+        if self.rho_sched is not None and ckpt.get("rho_scheduler") is not None:
+            self.rho_sched.load_state_dict(ckpt["rho_scheduler"])
+        self.scaler.load_state_dict(ckpt["grad_scaler"])
+        self.start_epoch, self.global_step = int(ckpt["epoch"]), int(ckpt["global_step"])
+        self.seed_base = int(ckpt["sampler_seed"])
+        self.history = list(ckpt["history"])
+        set_rng_state(ckpt["rng"])
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch`` completed epochs."""
+        return {
+            "format": FORMAT_VERSION,
+            "epoch": epoch,
+            "global_step": self.global_step,
+            "config": self.cfg.to_dict(),
+            "model_name": self.cfg.model,
+            "num_classes": self.data.num_classes,
+            "class_counts": list(self.data.class_counts),
+            "class_names": list(self.data.class_names),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_sched.state_dict(),
+            "rho_scheduler": None if self.rho_sched is None else self.rho_sched.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),
+            "sampler_seed": self.seed_base,
+            "rng": rng_state(),
+            "history": self.history,
+        }
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where the latest complete epoch is saved."""
+        return self.out_dir / CHECKPOINT_NAME
+
+    # ------------------------------------------------------------------------------ training
+    def _closure(self, x: Tensor, y: Tensor) -> Callable[[], Any]:
+        model, criterion, amp = self.model, self.criterion, self.cfg.amp
+        if self.cfg.method == "ccsam":
+            def features() -> Tensor:
+                with autocast_for(self.device, amp):
+                    return model.features(x).float()
+            return features
+
+        def losses() -> tuple[Tensor, Tensor]:
+            with autocast_for(self.device, amp):
+                logits = model(x)
+            return criterion(logits.float(), y), logits
+        return losses
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training set (or until ``max_steps``); mean loss and accuracy."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        if cfg.drw:
+            apply_drw(self.criterion, self.data.class_counts, epoch, cfg.epochs)
+        gen = torch.Generator().manual_seed(self.seed_base + epoch)
+        loader = make_loader(self.data.train, cfg, True, gen, self.device)
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=None if self.progress is None else not self.progress)
+        for x, y in bar:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            out = self.optimizer.step(self._closure(x, y), targets=y, grad_scaler=self.scaler)
+            self.global_step += 1
+            loss = float(out.loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss} at epoch {epoch + 1}, step {self.global_step}; "
+                    "lower --lr or --rho")
+            total_loss += loss * len(y)
+            if out.logits is not None:
+                correct += int((out.logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if self.max_steps_reached:
+                break
+        return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+                "train_samples": seen}
+
+    @property
+    def max_steps_reached(self) -> bool:
+        """Whether ``--max-steps`` has been used up."""
+        return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
+
+    def evaluate(self) -> EvalResult:
+        """Accuracy on the test set (overall, head/medium/tail, per class)."""
+        loader = make_loader(self.data.test, self.cfg, False, None, self.device)
+        return evaluate(self.model, loader, self.data.num_classes, self.data.groups, self.device,
+                        self.cfg.amp, self.progress)
+
+    def write_config(self) -> None:
+        """``config.json``: the resolved configuration plus derived settings."""
+        info = {**self.cfg.to_dict(), "resolved": {
+            "num_classes": self.data.num_classes,
+            "class_counts": list(self.data.class_counts),
+            "groups": self.data.groups,
+            "method_details": method_details(self.cfg, self.data),
+            "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
+            "device": str(self.device),
+        }}
+        atomic_write_text(json.dumps(info, indent=2) + "\n", self.out_dir / "config.json")
+
+    def run(self) -> RunResult:
+        """Train from ``start_epoch`` to the end (or ``max_steps``), then write the final table
+        and plots.  A KeyboardInterrupt propagates; the last complete checkpoint stays intact."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        metrics_path = self.out_dir / "metrics.jsonl"
+        if self.start_epoch == 0:
+            metrics_path.unlink(missing_ok=True)
+        else:  # rewrite from the checkpoint's history (drops epochs after the checkpoint)
+            atomic_write_text("".join(json.dumps(h) + "\n" for h in self.history), metrics_path)
+        start = time.perf_counter()
+        result = None
+        for epoch in range(self.start_epoch, cfg.epochs):
+            if self.max_steps_reached:
+                break
+            t0 = time.perf_counter()
+            lr = self.lr_sched.get_last_lr()[0]
+            rho = None if self.rho_sched is None else self.rho_sched.get_last_rho()[0]
+            train = self.train_epoch(epoch)
+            result = self.evaluate()
+            record = {"epoch": epoch + 1, "lr": lr, "rho": rho, **train,
+                      "test_overall": result.overall, "test_head": result.head,
+                      "test_medium": result.medium, "test_tail": result.tail,
+                      "seconds": time.perf_counter() - t0, "global_step": self.global_step}
+            record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
+            self.history.append(record)
+            with metrics_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            self.lr_sched.step()
+            if self.rho_sched is not None:
+                self.rho_sched.step()
+            atomic_save(self.state(epoch + 1), self.checkpoint_path)
+            self.log(epoch_line(record, cfg.epochs))
+        if result is None:  # nothing left to train (resumed a finished run)
+            result = self.evaluate()
+        return self.finish(result, time.perf_counter() - start)
+
+    def finish(self, result: EvalResult, seconds: float) -> RunResult:
+        """Write ``final.json``, ``final.txt`` and the plots."""
+        data = self.data
+        run = RunResult(self.cfg, self.out_dir, result, self.history, list(data.class_counts),
+                        list(data.class_names), data.groups, seconds,
+                        method_details(self.cfg, data))
+        write_final(run)
+        return run
+
+
+def cfg_summary(cfg: TrainConfig) -> str:
+    """``method/loss on dataset with model`` in one phrase."""
+    return f"{cfg.method}/{cfg.loss}{'+drw' if cfg.drw else ''} on {cfg.dataset} with {cfg.model}"
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """One log line per epoch."""
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f}"
+    rho = "" if record["rho"] is None else f" rho {record['rho']:.3g}"
+    return (f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}{rho}  "
+            f"loss {record['train_loss']:.4f}  test {pct(record['test_overall'])}% "
+            f"(head {pct(record['test_head'])} / med {pct(record['test_medium'])} / "
+            f"tail {pct(record['test_tail'])})  {record['seconds']:.1f}s")
+
+
+def write_final(run: RunResult) -> None:
+    """``final.json`` / ``final.txt`` (overall, groups, per class) and the PNG plots."""
+    out = run.out_dir
+    payload = {"method": run.config.method, "config": run.config.to_dict(),
+               "final": run.final.to_dict(), "class_counts": run.class_counts,
+               "class_names": run.class_names, "groups": run.groups,
+               "epochs_done": len(run.history), "train_seconds": run.seconds}
+    atomic_write_text(json.dumps(payload, indent=2) + "\n", out / "final.json")
+    text = (group_table({run.config.method: run.final}, run.groups) + "\n\n"
+            + per_class_table(run.final, run.class_counts, run.class_names, run.groups) + "\n")
+    atomic_write_text(text, out / "final.txt")
+    plots.per_class_plot({run.config.method: run.final.per_class}, run.class_counts, run.groups,
+                         out / "per_class_accuracy.png")
+    if run.history:
+        plots.training_curves(run.history, out / "training_curves.png")

@@ -1,0 +1,99 @@
+"""One optimizer per method, all with the closure-driven ``step(closure, targets=, grad_scaler=)``
+interface of :mod:`focalsam_fast.optim` returning a :class:`StepOutput`.
+
+Per-data-set choices (SPEC §4-5, §8): ImbSAM's tail threshold is the data set's tail-group
+threshold (200 for CIFAR-10-LT, 20 for CIFAR-100-LT / ImageNet-LT / iNat, 10 for the digits
+default); CC-SAM's beta is 0.3 with 10 classes (CIFAR-10), 0.5 otherwise (CIFAR-100), noise
+ratio 1e-6; every SAM method uses the same rho (and rho schedule) as Focal-SAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data import LongTailedData
+from ..optim import CCSAM, SAM, FocalSAM, ImbSAM, StepOutput
+from .config import TrainConfig
+
+Closure = Callable[[], Any]
+
+
+class ClosureSGD(torch.optim.SGD):
+    """``torch.optim.SGD`` on the mean per-sample loss, stepped like the SAM methods (1F + 1B).
+
+    ``step(closure, targets=..., grad_scaler=...)`` runs the closure (per-sample losses or
+    ``(losses, logits)``), back-propagates the mean and updates; ``step()`` without a closure is
+    the plain SGD update (what ``GradScaler.step`` calls).
+    """
+
+    def step(self, closure: Closure | None = None, targets: Tensor | None = None,  # type: ignore[override]
+             grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput | None:
+        if closure is None:
+            return super().step()
+        self.zero_grad()
+        with torch.enable_grad():
+            out = closure()
+        losses, logits = out if isinstance(out, (tuple, list)) else (out, None)
+        loss = losses.mean()
+        if grad_scaler is not None and grad_scaler.is_enabled():
+            grad_scaler.scale(loss).backward()
+            grad_scaler.step(self)
+            grad_scaler.update()
+        else:
+            loss.backward()
+            super().step()
+        self.zero_grad()
+        return StepOutput(loss.detach(), None if logits is None else logits.detach())
+
+
+def tail_threshold(cfg: TrainConfig, data: LongTailedData) -> float:
+    """ImbSAM's eta: ``cfg.tail_threshold`` or the data set's tail-group threshold."""
+    return cfg.tail_threshold if cfg.tail_threshold is not None else float(data.thresholds.tail_below)
+
+
+def ccsam_beta(cfg: TrainConfig, data: LongTailedData) -> float:
+    """CC-SAM's beta: ``cfg.ccsam_beta`` or 0.3 for 10 classes (CIFAR-10), 0.5 otherwise."""
+    if cfg.ccsam_beta is not None:
+        return cfg.ccsam_beta
+    return 0.3 if data.num_classes <= 10 else 0.5
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
+                    criterion: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg.method`` over the trainable parameters of ``model``
+    (SGD momentum/coupled weight decay as the base optimizer of every SAM method)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"model {cfg.model} has no trainable parameter")
+    sgd = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.method == "sgd":
+        return ClosureSGD(params, **sgd)
+    common: dict[str, Any] = dict(rho=cfg.rho, impl=cfg.impl, **sgd)
+    counts = data.class_counts
+    if cfg.method == "sam":
+        return SAM(params, **common)
+    if cfg.method == "imbsam":
+        return ImbSAM(params, class_counts=counts, tail_threshold=tail_threshold(cfg, data), **common)
+    if cfg.method == "ccsam":
+        return CCSAM(params, head=model.head, class_counts=counts, noise_ratio=cfg.noise_ratio,
+                     beta=ccsam_beta(cfg, data), criterion=criterion, **common)
+    if cfg.method == "focalsam":
+        return FocalSAM(params, class_counts=counts, gamma=cfg.gamma, lam=cfg.lam, **common)
+    raise ValueError(f"unknown method {cfg.method!r}")
+
+
+def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float]:
+    """The method's own hyper-parameters as used (for the summary and config.json)."""
+    if cfg.method == "focalsam":
+        return {"rho": cfg.rho, "gamma": cfg.gamma, "lam": cfg.lam}
+    if cfg.method == "imbsam":
+        return {"rho": cfg.rho, "tail_threshold": tail_threshold(cfg, data)}
+    if cfg.method == "ccsam":
+        return {"beta": ccsam_beta(cfg, data), "noise_ratio": cfg.noise_ratio}
+    if cfg.method == "sam":
+        return {"rho": cfg.rho}
+    return {}

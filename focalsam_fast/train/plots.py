@@ -1,0 +1,71 @@
+"""PNG plots (matplotlib, Agg backend): per-class accuracy against training count, training curves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+GROUP_COLOURS = {"head": "#dbe9f6", "medium": "#fdf1d6", "tail": "#f9dcdc"}
+
+
+def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
+                   groups: Mapping[str, Sequence[int]], path: str | Path) -> None:
+    """Test accuracy of each class (one line per entry of ``series``, e.g. per method), classes
+    sorted by training count (largest first) with the count on a log-scale second axis and the
+    head/medium/tail groups shaded."""
+    counts = np.asarray(class_counts, dtype=float)
+    order = np.argsort(-counts, kind="stable")
+    x = np.arange(len(order))
+    fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.12 * len(order) + 4)), 4))
+    rank = {int(k): i for i, k in enumerate(order)}
+    for name, classes in groups.items():
+        if classes:
+            pos = sorted(rank[k] for k in classes)
+            ax.axvspan(pos[0] - 0.5, pos[-1] + 0.5, color=GROUP_COLOURS.get(name, "#eeeeee"),
+                       label=f"{name} ({len(classes)})", zorder=0)
+    for name, acc in series.items():
+        values = 100 * np.asarray(acc, dtype=float)[order]
+        ax.plot(x, values, marker="o" if len(order) <= 50 else None, ms=3, lw=1.2, label=name)
+    ax.set_xlabel("class (sorted by training count)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    counts_ax = ax.twinx()
+    counts_ax.bar(x, counts[order], color="grey", alpha=0.25, width=0.8, zorder=1)
+    counts_ax.set_yscale("log")
+    counts_ax.set_ylabel("training count (bars, log)")
+    ax.set_zorder(counts_ax.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title("per-class accuracy vs class count")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Training loss, and test accuracy (overall / head / medium / tail), against the epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], marker=".")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("training loss")
+    loss_ax.set_title("training loss")
+    for key in ("overall", "head", "medium", "tail"):
+        values = [np.nan if h[f"test_{key}"] is None else 100 * h[f"test_{key}"] for h in history]
+        if not all(np.isnan(values)):
+            acc_ax.plot(epochs, values, marker=".", label=key, lw=2 if key == "overall" else 1)
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("test accuracy (%)")
+    acc_ax.set_title("test accuracy")
+    acc_ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
