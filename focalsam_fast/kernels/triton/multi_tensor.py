@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 import torch
@@ -70,6 +72,7 @@ class _LRU(OrderedDict):
         return value
 
 
+_DTYPE = attrgetter("dtype")
 _LAYOUTS = _LRU()
 _PLANS = _LRU()
 _SCALARS = _LRU()
@@ -82,6 +85,7 @@ class Group:
     dtypes: tuple[tl.dtype, ...]  # element type per list
     layout: Tensor  # int64 [n_chunks, 3]: tensor index, first element, element count
     addrs: Tensor  # int64 [n_lists, n_tensors]
+    addrs_host: Tensor  # pinned source of ``addrs`` (see :func:`_upload`)
     n_tensors: int
     n_chunks: int
     offset: int  # index of the group's first chunk among the chunks of all groups
@@ -102,6 +106,7 @@ class _LayoutGroup:
     dtypes: tuple[torch.dtype, ...]
     members: tuple[int, ...]  # tensor indices (into the lists) of this group
     layout: Tensor
+    layout_host: Tensor  # keeps the pinned source of an in-flight (or CUDA-graph-captured) copy alive
     n_chunks: int
     offset: int
 
@@ -138,23 +143,25 @@ def _build_layout(lists: Sequence[Sequence[Tensor]], block: int) -> tuple[_Layou
     offset = 0
     for dtypes, members in by_dtype.items():
         for dt in dtypes:
-            tl_dtype(dt)
+            tl_dtype(dt)  # unsupported dtypes raise here, before anything is launched
         sizes = np.array([first[i].numel() for i in members], dtype=np.int64)
         per = (sizes + block - 1) // block
         tensor = np.repeat(np.arange(len(members), dtype=np.int64), per)
         starts = (np.arange(per.sum(), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)) * block
         counts = np.minimum(block, sizes[tensor] - starts)
-        table = torch.from_numpy(np.stack([tensor, starts, counts], axis=1)).to(device)
-        groups.append(_LayoutGroup(dtypes, tuple(members), table, len(tensor), offset))
+        table, host = _upload(torch.from_numpy(np.stack([tensor, starts, counts], axis=1)), device)
+        groups.append(_LayoutGroup(dtypes, tuple(members), table, host, len(tensor), offset))
         offset += len(tensor)
     return tuple(groups)
 
 
-def _upload(values: list[int], device: torch.device) -> Tensor:
-    host = torch.tensor(values, dtype=torch.int64)
+def _upload(host: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(device copy, host source)`` of a table: a non-blocking copy from pinned memory (no host
+    sync).  The caller keeps the source alive, so a copy captured in a CUDA graph stays valid."""
     if device.type != "cuda":
-        return host
-    return host.pin_memory().to(device, non_blocking=True)
+        return host, host
+    host = host.pin_memory()
+    return host.to(device, non_blocking=True), host
 
 
 def _build_plan(lists: Sequence[Sequence[Tensor]], layout: tuple[_LayoutGroup, ...], block: int) -> Plan:
@@ -165,11 +172,13 @@ def _build_plan(lists: Sequence[Sequence[Tensor]], layout: tuple[_LayoutGroup, .
         aligned = all(p % ALIGN_BYTES == 0 for p in ptrs) and all(
             block * dt.itemsize % ALIGN_BYTES == 0 for dt in lg.dtypes
         )
+        addrs, addrs_host = _upload(torch.tensor(ptrs, dtype=torch.int64), device)
         groups.append(
             Group(
                 dtypes=tuple(tl_dtype(dt) for dt in lg.dtypes),
                 layout=lg.layout,
-                addrs=_upload(ptrs, device),
+                addrs=addrs,
+                addrs_host=addrs_host,
                 n_tensors=len(lg.members),
                 n_chunks=lg.n_chunks,
                 offset=lg.offset,
@@ -180,15 +189,35 @@ def _build_plan(lists: Sequence[Sequence[Tensor]], layout: tuple[_LayoutGroup, .
 
 
 def plan(lists: Sequence[Sequence[Tensor]]) -> Plan:
-    """The (cached) launch plan for parallel tensor lists ``lists`` (all of the same length)."""
+    """The (cached) launch plan for parallel tensor lists ``lists`` (all of the same length).
+
+    Fast path (every call): the key is the metadata of ``lists[0]`` (the parameters: dtype, shape,
+    strides) plus the addresses of all tensors; building the shape/stride metadata of every list
+    would cost as much as the ATen launches this replaces.  Tensors of the other lists are checked
+    against ``lists[0]`` whenever a plan is built, i.e. the first time a set of addresses is seen;
+    a later call with the same addresses is assumed to pass tensors of the same shapes and dtypes
+    (true for gradients, momentum buffers and ``empty_like`` outputs of the parameters).
+    """
     first = lists[0]
     if any(len(lst) != len(first) for lst in lists):
         raise ValueError(f"tensor lists differ in length: {[len(lst) for lst in lists]}")
-    block = block_size(first[0].device)
-    layout_key = (block, first[0].device, tuple((t.dtype, t.shape, t.stride()) for lst in lists for t in lst))
-    layout = _LAYOUTS.get_or_build(layout_key, lambda: _build_layout(lists, block))
-    plan_key = (layout_key, tuple(t.data_ptr() for lst in lists for t in lst))
-    return _PLANS.get_or_build(plan_key, lambda: _build_plan(lists, layout, block))
+    device = first[0].device
+    block = block_size(device)
+    key = (
+        block,
+        device,
+        tuple(map(_DTYPE, first)),
+        tuple(map(Tensor.size, first)),
+        tuple(map(Tensor.stride, first)),
+        tuple(map(Tensor.data_ptr, chain.from_iterable(lists))),
+    )
+    return _PLANS.get_or_build(key, lambda: _build_plan(lists, _layout(lists, block), block))
+
+
+def _layout(lists: Sequence[Sequence[Tensor]], block: int) -> tuple[_LayoutGroup, ...]:
+    """The chunk layout of ``lists``, validated and cached on the metadata of every tensor."""
+    key = (block, lists[0][0].device, tuple((t.dtype, t.shape, t.stride()) for lst in lists for t in lst))
+    return _LAYOUTS.get_or_build(key, lambda: _build_layout(lists, block))
 
 
 def device_scalar(value: float | Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
