@@ -67,21 +67,28 @@ def build_data(cfg: TrainConfig) -> LongTailedData:
         raise SetupError(f"{exc}" + (f" ({hint})" if hint else "")) from exc
 
 
-def build_run_model(cfg: TrainConfig, data: LongTailedData) -> nn.Module:
-    """The model for ``cfg`` (cosine head for LDAM; CLIP from the local ``--clip-weights``)."""
+def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: bool = False) -> nn.Module:
+    """The model for ``cfg`` (cosine head for LDAM; CLIP from the local ``--clip-weights``).
+
+    ``from_checkpoint``: every weight will be loaded from a checkpoint, so CLIP is built with
+    random weights and needs no ``--clip-weights`` file.
+    """
     options: dict[str, object] = {}
     if is_clip(cfg.model):
         if cfg.loss == "ldam":
             raise SetupError("LDAM needs an unscaled cosine head; the CLIP models already carry a "
                              "scale-25 cosine head (use --loss la, ce or vs)")
-        if cfg.clip_weights is None:
+        if from_checkpoint:
+            options.update(class_names=data.class_names, random_weights=True)
+        elif cfg.clip_weights is None:
             raise SetupError(f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
                              "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
                              "nothing is downloaded")
-        if not Path(cfg.clip_weights).is_file():
+        elif not Path(cfg.clip_weights).is_file():
             raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
                              "ViT-B/16 checkpoint there (nothing is downloaded)")
-        options.update(class_names=data.class_names, clip_weights=cfg.clip_weights)
+        else:
+            options.update(class_names=data.class_names, clip_weights=cfg.clip_weights)
     normed = cfg.loss == "ldam"
     takes_normed = "normed" in inspect.signature(MODELS[cfg.model]).parameters
     if normed and takes_normed:

@@ -269,7 +269,9 @@ class Trainer:
             if self.rho_sched is not None:
                 self.rho_sched.step()
             atomic_save(self.state(epoch + 1), self.checkpoint_path)
-            self.log(epoch_line(record, cfg.epochs))
+            every = max(1, cfg.epochs // 10)  # about ten log lines per run
+            if epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == cfg.epochs or self.max_steps_reached:
+                self.log(epoch_line(record, cfg.epochs))
         if result is None:  # nothing left to train (resumed a finished run)
             result = self.evaluate()
         return self.finish(result, time.perf_counter() - start)
