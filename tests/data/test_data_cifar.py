@@ -1,0 +1,125 @@
+"""CIFAR-LT sources: JPEG tar archives (synthetic here; the real one is in test_data_cifar_archive)
+and torchvision folders (offline error)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from focalsam_fast.data import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    build_cifar_lt,
+    build_dataset,
+    load_cifar_torchvision,
+    read_jpeg_archive,
+)
+
+
+def _write_archive(
+    path: Path, images: dict[str, np.ndarray], n_test: int, extra: bytes | None = None
+) -> None:
+    """PNG members (lossless) ``train|test/<class>/NNNN.png``; added in shuffled order on purpose."""
+    members = []
+    for cls, imgs in images.items():
+        for i, img in enumerate(imgs):
+            split, num = ("test", i) if i < n_test else ("train", i - n_test)
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            members.append((f"{split}/{cls}/{num:04d}.png", buf.getvalue()))
+    if extra is not None:
+        members.append(("train/cat/9999.png", extra))
+    order = np.random.default_rng(len(members)).permutation(len(members))
+    with tarfile.open(path, "w:xz") as tar:
+        for j in order:
+            name, data = members[j]
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path, seed: int) -> tuple[Path, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    images = {c: rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8) for c in ("dog", "cat", "ant")}
+    path = tmp_path / "tiny-cifar.tar.xz"
+    _write_archive(path, images, n_test=2)
+    return path, images
+
+
+def test_archive_reader_order_labels_and_pixels(synthetic: tuple[Path, dict[str, np.ndarray]]) -> None:
+    path, images = synthetic
+    splits = read_jpeg_archive(path)
+    train, test = splits["train"], splits["test"]
+    assert train.class_names == ["ant", "cat", "dog"]
+    np.testing.assert_array_equal(train.labels, np.repeat([0, 1, 2], 10))
+    np.testing.assert_array_equal(test.labels, np.repeat([0, 1, 2], 2))
+    for label, cls in enumerate(train.class_names):
+        np.testing.assert_array_equal(train.images[train.labels == label], images[cls][2:])
+        np.testing.assert_array_equal(test.images[test.labels == label], images[cls][:2])
+
+
+def test_archive_cache_round_trip(synthetic: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    path, _ = synthetic
+    cache = tmp_path / "cache"
+    first = read_jpeg_archive(path, cache)
+    assert len(list(cache.glob("*.npy"))) == 4
+    second = read_jpeg_archive(path, cache)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(first[split].images, second[split].images)
+        np.testing.assert_array_equal(first[split].labels, second[split].labels)
+        assert first[split].class_names == second[split].class_names
+
+
+def test_archive_errors(tmp_path: Path, seed: int) -> None:
+    with pytest.raises(FileNotFoundError, match=r"missing\.tar\.xz not found"):
+        read_jpeg_archive(tmp_path / "missing.tar.xz")
+    rng = np.random.default_rng(seed)
+    bad = tmp_path / "bad.tar.xz"
+    _write_archive(bad, {"cat": rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)}, 1, extra=b"not an image")
+    with pytest.raises(OSError, match=r"train/cat/9999\.png is not a readable image"):
+        read_jpeg_archive(bad)
+
+
+def test_build_cifar_lt_archive_too_small(tmp_path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = [f"c{k}" for k in range(10)]
+    images = {c: rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8) for c in names}
+    path = tmp_path / "c10.tar.xz"
+    _write_archive(path, images, n_test=10)
+    # 50 training images per class cannot give CIFAR-10's n_max = 5000: a clear error, not a short set.
+    with pytest.raises(ValueError, match="fewer than the 5000 requested"):
+        build_cifar_lt(path, 10, 100)
+
+
+def test_cifar_transforms_and_dataset(seed: int) -> None:
+    from focalsam_fast.data import ArrayDataset, build_transform
+
+    rng = np.random.default_rng(seed)
+    imgs = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    test_ds = ArrayDataset(imgs, np.arange(4), build_transform("cifar", train=False))
+    x, y = test_ds[2]
+    assert x.shape == (3, 32, 32) and y == 2
+    expected = (
+        torch.from_numpy(imgs[2]).permute(2, 0, 1).float() / 255 - torch.tensor(CIFAR_MEAN)[:, None, None]
+    ) / (torch.tensor(CIFAR_STD)[:, None, None])
+    torch.testing.assert_close(x, expected)
+    train_x, _ = ArrayDataset(imgs, np.arange(4), build_transform("cifar", train=True))[0]
+    assert train_x.shape == (3, 32, 32)
+    with pytest.raises(ValueError, match="valid: cifar, imagenet, clip"):
+        build_transform("mnist", train=True)
+
+
+def test_torchvision_cifar_missing_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar_torchvision(tmp_path, 100)
+    msg = str(info.value)
+    assert "\n" not in msg and str(tmp_path / "cifar-100-python") in msg and "download=True" in msg
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
+        build_dataset("cifar10_lt", tmp_path)
