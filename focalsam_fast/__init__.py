@@ -1,5 +1,6 @@
 """focalsam_fast: fast, reference-exact Focal-SAM, SAM, ImbSAM and CC-SAM for PyTorch."""
 
+from . import kernels
 from .losses import CELoss, LALoss, LDAMLoss, VSLoss, drw_weights, focal_coefficients
 from .optim import CCSAM, SAM, ConstantRho, FocalSAM, ImbSAM, MultiStepRho, TwoStepRho
 

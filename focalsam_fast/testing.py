@@ -11,6 +11,10 @@ Tolerances (the one place they are justified):
   changes one rounding per element; 5 SGD steps with momentum keep the relative weight
   difference under ~8 ulps.  Element-wise kernels without reductions use ``FP32_ELEM_RTOL``
   = 2.5e-7 (2 ulps).
+* ``FP32_GRAD_RTOL`` = 1e-4 for momentum buffers (sums of gradients) after fp32 steps: the
+  gradient at w + eps of a BatchNorm network with B = 16 is ill-conditioned in w, so the few-ulp
+  differences in eps allowed above move it by ~1e-5 relative (measured); weights move by lr times
+  that, which is why they still meet ``FP32_RTOL``.
 * Loss kernels: ``FP32_LOSS_RTOL`` = 1e-5: logsumexp over up to 8,142 classes sums thousands of
   terms in a different order than ATen.
 """
@@ -25,6 +29,7 @@ FP64_RTOL = 1e-9
 FP32_RTOL = 1e-6
 FP32_ATOL = 1e-7
 FP32_ELEM_RTOL = 2.5e-7
+FP32_GRAD_RTOL = 1e-4
 FP32_LOSS_RTOL = 1e-5
 
 

@@ -50,9 +50,12 @@ def perturb(
     p_list, g_list = list(params), list(grads)
     if params[0].dtype != dt:
         scale = scale.to(params[0].dtype)
-    e = torch._foreach_mul(g_list, scale)
-    if adaptive:
-        torch._foreach_mul_(e, torch._foreach_mul(p_list, p_list))
+    if adaptive:  # (p^2 * g) * scale, the reference's rounding order
+        e = torch._foreach_mul(p_list, p_list)
+        torch._foreach_mul_(e, g_list)
+        torch._foreach_mul_(e, scale)
+    else:
+        e = torch._foreach_mul(g_list, scale)
     torch._foreach_add_(e, p_list)
     torch._foreach_copy_(list(out), e)
 
