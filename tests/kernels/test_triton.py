@@ -364,7 +364,7 @@ def test_kernels_compile_for_cuda() -> None:
             sig = dict(zip(fn.arg_names, list(sig) + ["constexpr"] * len(const)))
             src = ASTSource(fn=fn, signature=sig, constexprs=const)
             return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8}).asm["ptx"]
-        f32 = dict(ACC=tl.float32, ALIGNED=True, BLOCK=4096)
+        f32 = dict(ACC=tl.float32, ALIGN=16, BLOCK=4096)
         ptx = [
             build(mods["norm"]._partials_kernel, mt + ("*fp32",),
                   dict(G_DT=tl.bfloat16, P_DT=tl.float32, ADAPTIVE=True, **f32)),
@@ -374,7 +374,7 @@ def test_kernels_compile_for_cuda() -> None:
             build(mods["sgd"]._sgd_kernel, mt + ("*fp64",) * 4,
                   dict(P_DT=tl.float64, G_DT=tl.float64, G2_DT=tl.float64, B_DT=tl.float64, ACC=tl.float64,
                        HAS_G2=True, HAS_WD=True, HAS_MOM=True, FIRST=False, NESTEROV=True, MAXIMIZE=True,
-                       B_LIST=3, ALIGNED=True, BLOCK=4096)),
+                       B_LIST=3, ALIGN=16, BLOCK=4096)),
             build(mods["loss"]._focal_loss_kernel,
                   ("*bf16", "i64", "*i64") + ("*fp32",) * 5 + ("*bf16",) * 3 + ("i32", "i32"),
                   dict(HAS_WEIGHT=True, ACC=tl.float32, BLOCK_C=4096)),

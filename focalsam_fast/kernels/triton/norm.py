@@ -21,34 +21,38 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference import acc_dtype
-from .multi_tensor import chunk_ptr, load, plan, tl_dtype
+from .multi_tensor import plan, tl_dtype
 
 SUM_BLOCK = 1024
 
 
 @triton.jit
-def _chunk_sq_sum(addrs, n_tensors, t, start, offs, count, G_DT: tl.constexpr, P_DT: tl.constexpr,
-                  ACC: tl.constexpr, ADAPTIVE: tl.constexpr, ALIGNED: tl.constexpr, MASKED: tl.constexpr):
-    v = load(chunk_ptr(addrs, n_tensors, t, start, 0, G_DT, ALIGNED), offs, count, MASKED).to(ACC)
+def _chunk_sq_sum(g_ptr, p_ptr, offs, count, ACC: tl.constexpr, ADAPTIVE: tl.constexpr, MASKED: tl.constexpr):
+    mask = (offs < count) if MASKED else None
+    other = 0.0 if MASKED else None
+    v = tl.load(g_ptr + offs, mask=mask, other=other).to(ACC)
     if ADAPTIVE:
-        p = load(chunk_ptr(addrs, n_tensors, t, start, 1, P_DT, ALIGNED), offs, count, MASKED).to(ACC)
-        v = tl.abs(p) * v
+        v = tl.abs(tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)) * v
     return tl.sum(v * v, axis=0)
 
 
 @triton.jit
 def _partials_kernel(layout, addrs, n_tensors, partials, G_DT: tl.constexpr, P_DT: tl.constexpr,
-                     ACC: tl.constexpr, ADAPTIVE: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
-    """``partials[c] = sum over chunk c of (a * g)^2``."""
+                     ACC: tl.constexpr, ADAPTIVE: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+    """``partials[c] = sum over chunk c of (a * g)^2``; lists: 0 grads, [1 params]."""
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
     count = tl.load(layout + pid * 3 + 2)
+    g_ptr = tl.multiple_of(tl.load(addrs + t).to(tl.pointer_type(G_DT)) + start, ALIGN)
+    p_ptr = g_ptr
+    if ADAPTIVE:
+        p_ptr = tl.multiple_of(tl.load(addrs + n_tensors + t).to(tl.pointer_type(P_DT)) + start, ALIGN)
     offs = tl.arange(0, BLOCK)
     if count == BLOCK:
-        s = _chunk_sq_sum(addrs, n_tensors, t, start, offs, count, G_DT, P_DT, ACC, ADAPTIVE, ALIGNED, False)
+        s = _chunk_sq_sum(g_ptr, p_ptr, offs, count, ACC, ADAPTIVE, False)
     else:
-        s = _chunk_sq_sum(addrs, n_tensors, t, start, offs, count, G_DT, P_DT, ACC, ADAPTIVE, ALIGNED, True)
+        s = _chunk_sq_sum(g_ptr, p_ptr, offs, count, ACC, ADAPTIVE, True)
     tl.store(partials + pid, s)
 
 
@@ -74,7 +78,7 @@ def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> 
         _partials_kernel[(g.n_chunks,)](
             g.layout, g.addrs, g.n_tensors, partials[g.offset:],
             G_DT=g.dtypes[0], P_DT=g.dtypes[-1], ACC=tl_dtype(acc), ADAPTIVE=params is not None,
-            ALIGNED=g.aligned, BLOCK=pl.block, num_warps=8,
+            ALIGN=g.align, BLOCK=pl.block, num_warps=8,
         )
     out = torch.empty((), dtype=acc, device=device)
     _sum_kernel[(1,)](partials, pl.n_chunks, out, BLOCK=SUM_BLOCK, num_warps=4)

@@ -18,38 +18,40 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference import NORM_EPS, acc_dtype
-from .multi_tensor import chunk_ptr, device_scalar, load, plan, store, tl_dtype
+from .multi_tensor import device_scalar, plan, tl_dtype
 
 
 @triton.jit
-def _perturb_chunk(addrs, n_tensors, t, start, offs, count, scale, P_DT: tl.constexpr, G_DT: tl.constexpr,
-                   O_DT: tl.constexpr, ACC: tl.constexpr, ADAPTIVE: tl.constexpr, ALIGNED: tl.constexpr,
+def _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, ACC: tl.constexpr, ADAPTIVE: tl.constexpr,
                    MASKED: tl.constexpr):
-    p = load(chunk_ptr(addrs, n_tensors, t, start, 0, P_DT, ALIGNED), offs, count, MASKED).to(ACC)
-    e = load(chunk_ptr(addrs, n_tensors, t, start, 1, G_DT, ALIGNED), offs, count, MASKED).to(ACC) * scale
+    mask = (offs < count) if MASKED else None
+    other = 0.0 if MASKED else None
+    p = tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)
+    e = tl.load(g_ptr + offs, mask=mask, other=other).to(ACC) * scale
     if ADAPTIVE:
         e = (p * p) * e
-    store(chunk_ptr(addrs, n_tensors, t, start, 2, O_DT, ALIGNED), offs, (p + e).to(O_DT), count, MASKED)
+    tl.store(o_ptr + offs, (p + e).to(o_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _perturb_kernel(layout, addrs, n_tensors, norm, rho, inv_scale, EPS: tl.constexpr, P_DT: tl.constexpr,
                     G_DT: tl.constexpr, O_DT: tl.constexpr, ACC: tl.constexpr, ADAPTIVE: tl.constexpr,
-                    ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+                    ALIGN: tl.constexpr, BLOCK: tl.constexpr):
     """``out = p + s * (p^2) * g`` for chunk ``program_id``; lists: 0 params, 1 grads, 2 out."""
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
     count = tl.load(layout + pid * 3 + 2)
+    p_ptr = tl.multiple_of(tl.load(addrs + t).to(tl.pointer_type(P_DT)) + start, ALIGN)
+    g_ptr = tl.multiple_of(tl.load(addrs + n_tensors + t).to(tl.pointer_type(G_DT)) + start, ALIGN)
+    o_ptr = tl.multiple_of(tl.load(addrs + 2 * n_tensors + t).to(tl.pointer_type(O_DT)) + start, ALIGN)
     inv = tl.load(inv_scale)
     scale = tl.load(rho) / (tl.load(norm) * inv + tl.full([], EPS, ACC)) * inv
     offs = tl.arange(0, BLOCK)
     if count == BLOCK:
-        _perturb_chunk(addrs, n_tensors, t, start, offs, count, scale, P_DT, G_DT, O_DT, ACC, ADAPTIVE,
-                       ALIGNED, False)
+        _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, ACC, ADAPTIVE, False)
     else:
-        _perturb_chunk(addrs, n_tensors, t, start, offs, count, scale, P_DT, G_DT, O_DT, ACC, ADAPTIVE,
-                       ALIGNED, True)
+        _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, ACC, ADAPTIVE, True)
 
 
 def perturb(
@@ -74,5 +76,5 @@ def perturb(
         _perturb_kernel[(g.n_chunks,)](
             g.layout, g.addrs, g.n_tensors, norm_t, rho_t, inv_t,
             EPS=NORM_EPS, P_DT=g.dtypes[0], G_DT=g.dtypes[1], O_DT=g.dtypes[2], ACC=tl_dtype(acc),
-            ADAPTIVE=adaptive, ALIGNED=g.aligned, BLOCK=pl.block, num_warps=8,
+            ADAPTIVE=adaptive, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
         )

@@ -22,37 +22,35 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference import acc_dtype
-from .multi_tensor import chunk_ptr, device_scalar, load, plan, store, tl_dtype
+from .multi_tensor import device_scalar, plan, tl_dtype
 
 
 @triton.jit
-def _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1,
-               P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr,
-               ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr,
-               FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr,
-               ALIGNED: tl.constexpr, MASKED: tl.constexpr):
-    p_ptr = chunk_ptr(addrs, n_tensors, t, start, 0, P_DT, ALIGNED)
-    p = load(p_ptr, offs, count, MASKED).to(ACC)
-    g = load(chunk_ptr(addrs, n_tensors, t, start, 1, G_DT, ALIGNED), offs, count, MASKED).to(ACC)
+def _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC: tl.constexpr,
+               HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
+               NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, MASKED: tl.constexpr):
+    mask = (offs < count) if MASKED else None
+    other = 0.0 if MASKED else None
+    p = tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)
+    g = tl.load(g_ptr + offs, mask=mask, other=other).to(ACC)
     if HAS_G2:
-        g = g + load(chunk_ptr(addrs, n_tensors, t, start, 2, G2_DT, ALIGNED), offs, count, MASKED).to(ACC)
+        g = g + tl.load(g2_ptr + offs, mask=mask, other=other).to(ACC)
     if MAXIMIZE:
         g = -g
     if HAS_WD:
         g = g + wd * p
     if HAS_MOM:
-        b_ptr = chunk_ptr(addrs, n_tensors, t, start, B_LIST, B_DT, ALIGNED)
         if FIRST:
             b = g
         else:
-            b = mom * load(b_ptr, offs, count, MASKED).to(ACC) + damp1 * g
-        b = b.to(B_DT)
-        store(b_ptr, offs, b, count, MASKED)
+            b = mom * tl.load(b_ptr + offs, mask=mask, other=other).to(ACC) + damp1 * g
+        b = b.to(b_ptr.dtype.element_ty)
+        tl.store(b_ptr + offs, b, mask=mask)
         if NESTEROV:
             g = g + mom * b.to(ACC)
         else:
             g = b.to(ACC)
-    store(p_ptr, offs, (p - lr * g).to(P_DT), count, MASKED)
+    tl.store(p_ptr + offs, (p - lr * g).to(p_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -60,23 +58,32 @@ def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr,
                 P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr,
                 ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr,
                 FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr,
-                ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+                ALIGN: tl.constexpr, BLOCK: tl.constexpr):
     """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers]."""
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
     count = tl.load(layout + pid * 3 + 2)
+    p_ptr = tl.multiple_of(tl.load(addrs + t).to(tl.pointer_type(P_DT)) + start, ALIGN)
+    g_ptr = tl.multiple_of(tl.load(addrs + n_tensors + t).to(tl.pointer_type(G_DT)) + start, ALIGN)
+    g2_ptr = g_ptr
+    if HAS_G2:
+        g2_ptr = tl.multiple_of(tl.load(addrs + 2 * n_tensors + t).to(tl.pointer_type(G2_DT)) + start, ALIGN)
+    b_ptr = p_ptr
+    if HAS_MOM:
+        b_addr = tl.load(addrs + B_LIST * n_tensors + t)
+        b_ptr = tl.multiple_of(b_addr.to(tl.pointer_type(B_DT)) + start, ALIGN)
     lr = tl.load(lr_ptr)
     wd = tl.load(wd_ptr)
     mom = tl.load(mom_ptr)
     damp1 = tl.load(damp1_ptr)
     offs = tl.arange(0, BLOCK)
     if count == BLOCK:
-        _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1, P_DT, G_DT, G2_DT, B_DT, ACC,
-                   HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGNED, False)
+        _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
+                   FIRST, NESTEROV, MAXIMIZE, False)
     else:
-        _sgd_chunk(addrs, n_tensors, t, start, offs, count, lr, wd, mom, damp1, P_DT, G_DT, G2_DT, B_DT, ACC,
-                   HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGNED, True)
+        _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
+                   FIRST, NESTEROV, MAXIMIZE, True)
 
 
 def sgd_step(
@@ -111,5 +118,5 @@ def sgd_step(
             P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
             B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
             HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
-            B_LIST=len(lists) - 1, ALIGNED=g.aligned, BLOCK=pl.block, num_warps=8,
+            B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
         )
