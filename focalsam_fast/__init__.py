@@ -6,5 +6,19 @@ from .optim import CCSAM, SAM, ConstantRho, FocalSAM, ImbSAM, MultiStepRho, TwoS
 
 __version__ = "0.1.0"
 
-__all__ = ["CCSAM", "SAM", "CELoss", "ConstantRho", "FocalSAM", "ImbSAM", "LALoss", "LDAMLoss",
-           "MultiStepRho", "TwoStepRho", "VSLoss", "drw_weights", "focal_coefficients"]
+__all__ = [
+           "CCSAM",
+           "SAM",
+           "CELoss",
+           "ConstantRho",
+           "FocalSAM",
+           "ImbSAM",
+           "LALoss",
+           "LDAMLoss",
+           "MultiStepRho",
+           "TwoStepRho",
+           "VSLoss",
+           "drw_weights",
+           "focal_coefficients",
+           "kernels",
+]

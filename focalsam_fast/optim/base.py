@@ -19,6 +19,7 @@ step); the other implementations run the fused multi-tensor kernels of
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import torch
@@ -109,16 +110,19 @@ class SAMBase(Optimizer):
         dev = group["params"][0].device if group["params"] else torch.device("cpu")
         return kernels.resolve(self._impl_request, dev)
 
+    def _refresh_impls(self) -> None:
+        if len(self._group_impls) != len(self.param_groups):  # groups added later
+            self._group_impls = [self._resolve(g) for g in self.param_groups]
+
     @property
     def impl(self) -> str:
         """The implementation each param group runs (one name when all groups agree)."""
-        if len(self._group_impls) != len(self.param_groups):  # groups added later
-            self._group_impls = [self._resolve(g) for g in self.param_groups]
+        self._refresh_impls()
         names = sorted(set(self._group_impls))
         return names[0] if len(names) == 1 else ",".join(self._group_impls)
 
-    def _ops(self, index: int):
-        self.impl  # refresh after add_param_group
+    def _ops(self, index: int) -> ModuleType:
+        self._refresh_impls()
         return kernels.get_ops(self._group_impls[index], self.param_groups[index]["params"][0].device)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

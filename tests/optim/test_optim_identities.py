@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 import pytest
 import torch
@@ -145,7 +146,7 @@ def test_param_groups_with_different_rho(seed: int) -> None:
 
 
 class _Counter(torch.autograd.Function):
-    calls = {"fwd": 0, "bwd": 0}
+    calls: ClassVar[dict[str, int]] = {"fwd": 0, "bwd": 0}
 
     @staticmethod
     def forward(ctx, x):
