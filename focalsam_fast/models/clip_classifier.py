@@ -59,7 +59,8 @@ class ClipClassifier(FeatureClassifier):
     ``ln_pre``/``ln_post`` stay frozen.  ``mode='lift'``: an :class:`AdaptFormer` parallel to the MLP
     of every block (bottleneck ``lift_bottleneck_dim(C)`` unless given) and the head train; all of
     CLIP is frozen.  The head is initialised by :func:`text_head_weights`; the text tower and the
-    visual projection are used for that only and not kept as submodules.
+    visual projection are used for that only and not kept as submodules.  The head and adapters
+    take the dtype of CLIP's weights.
     """
 
     def __init__(
@@ -77,7 +78,8 @@ class ClipClassifier(FeatureClassifier):
         visual = _check_visual(clip.visual)
         width = visual.transformer.width
         self.mode = mode
-        self.fc = NormedLinear(width, len(class_names), scale=head_scale)
+        dtype = visual.proj.dtype
+        self.fc = NormedLinear(width, len(class_names), scale=head_scale).to(dtype)
         self.fc.weight.data.copy_(text_head_weights(clip, class_names, prompt))
         self.visual = visual
         for p in visual.parameters():
@@ -90,7 +92,9 @@ class ClipClassifier(FeatureClassifier):
             self.adapters = None
         else:
             r = bottleneck if bottleneck is not None else lift_bottleneck_dim(len(class_names))
-            self.adapters = nn.ModuleList(AdaptFormer(width, r) for _ in visual.transformer.resblocks)
+            self.adapters = nn.ModuleList(
+                AdaptFormer(width, r).to(dtype) for _ in visual.transformer.resblocks
+            )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, width]`` class-token features after ``ln_post`` (before the projection)."""
