@@ -42,7 +42,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.mark.usefixtures("one_thread")
 def test_plain_ce_shows_the_long_tail_problem(seed: int) -> None:
-    """Measured (3 seeds, 60 epochs): head 1.00, medium 0.98-0.99, tail 0.55-0.59."""
+    """Measured over 10 seeds (focalsam_fast/data/digits.py): head 0.94-1.00, tail 0.38-0.60."""
     data = build_dataset("digits_lt")
     model = build_model("digits_cnn", 10)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
