@@ -55,7 +55,9 @@ def test_lam0_is_sgd_and_finite(dtype: torch.dtype, seed: int) -> None:
         sgd.step()
     for p, q in zip(lin.parameters(), ref.parameters()):
         assert torch.isfinite(p).all()
-        torch.testing.assert_close(p, q, rtol=1e-6 if dtype == torch.float32 else 1e-2, atol=1e-6)
+        # 16-bit: the weighted sum (1 - 0) * l / B rounds differently from mean(l) (eps 8e-3 in bf16)
+        low = dtype != torch.float32
+        torch.testing.assert_close(p, q, rtol=2e-2 if low else 1e-6, atol=1e-3 if low else 1e-6)
 
 
 @pytest.mark.parametrize("impl", ["reference", "foreach"])
