@@ -45,7 +45,8 @@ class UsageError(Exception):
 
 
 def _err(msg: str) -> None:
-    print(f"focalsam: error: {msg}", file=sys.stderr)
+    """One line on stderr (multi-line messages, e.g. from ``load_state_dict``, are joined)."""
+    print(f"focalsam: error: {' '.join(msg.split())}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------- parser

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import tarfile
 from pathlib import Path
 
 from torch import nn
 
-from ..data import LongTailedData, build_dataset
+from ..data import ListFileError, LongTailedData, build_dataset
 from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
@@ -39,32 +40,49 @@ def is_clip(model: str) -> bool:
     return model.startswith("clip")
 
 
-def build_data(cfg: TrainConfig) -> LongTailedData:
-    """The run's long-tailed training/test sets; missing paths raise :class:`SetupError` saying
-    how to obtain and where to place the data."""
-    options: dict[str, object] = {}
-    if cfg.dataset in ("cifar10_lt", "cifar100_lt", "digits_lt"):
-        options["imb_ratio"] = cfg.imbalance_ratio
+def preflight(cfg: TrainConfig, needs_weights: bool = True) -> None:
+    """Cheap checks of every path a run needs (data, CLIP weights), before anything is loaded."""
+    if cfg.dataset == "digits_lt":
+        if cfg.data_root is not None:
+            raise SetupError("digits_lt is embedded (scikit-learn's load_digits) and takes no --data-root")
+    else:
+        hint = DATA_HINTS[cfg.dataset]
+        if cfg.data_root is None:
+            raise SetupError(f"--dataset {cfg.dataset} needs --data-root PATH: {hint}")
+        if not Path(cfg.data_root).exists():
+            raise SetupError(f"data path {cfg.data_root} not found: {hint}")
     if is_clip(cfg.model):
         if cfg.dataset == "digits_lt":
             raise SetupError("CLIP models need RGB images; use --dataset cifar10_lt/cifar100_lt/"
                              "imagenet_lt/inat2018 with them")
+        if cfg.loss == "ldam":
+            raise SetupError("LDAM needs an unscaled cosine head; the CLIP models already carry a "
+                             "scale-25 cosine head (use --loss la, ce or vs)")
+        if needs_weights and cfg.clip_weights is None:
+            raise SetupError(f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
+                             "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
+                             "nothing is downloaded")
+        if needs_weights and not Path(cfg.clip_weights).is_file():
+            raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
+                             "ViT-B/16 checkpoint there (nothing is downloaded)")
+
+
+def build_data(cfg: TrainConfig) -> LongTailedData:
+    """The run's long-tailed training/test sets; missing or unreadable paths raise
+    :class:`SetupError` saying how to obtain and where to place the data."""
+    preflight(cfg, needs_weights=False)
+    options: dict[str, object] = {}
+    if cfg.dataset in ("cifar10_lt", "cifar100_lt", "digits_lt"):
+        options["imb_ratio"] = cfg.imbalance_ratio
+    if is_clip(cfg.model):
         options["transform"] = "clip"
-    root = cfg.data_root
-    if cfg.dataset == "digits_lt":
-        if root is not None:
-            raise SetupError("digits_lt is embedded (scikit-learn's load_digits) and takes no --data-root")
-    else:
-        hint = DATA_HINTS[cfg.dataset]
-        if root is None:
-            raise SetupError(f"--dataset {cfg.dataset} needs --data-root PATH: {hint}")
-        if not Path(root).exists():
-            raise SetupError(f"data path {root} not found: {hint}")
     try:
-        return build_dataset(cfg.dataset, root, **options)
-    except FileNotFoundError as exc:
+        return build_dataset(cfg.dataset, cfg.data_root, **options)
+    except (OSError, tarfile.TarError, ListFileError) as exc:
         hint = DATA_HINTS.get(cfg.dataset, "")
-        raise SetupError(f"{exc}" + (f" ({hint})" if hint else "")) from exc
+        msg = " ".join(str(exc).split())  # one line
+        raise SetupError(f"cannot read {cfg.dataset} from {cfg.data_root}: {msg}"
+                         + (f" ({hint})" if hint else "")) from exc
 
 
 def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: bool = False) -> nn.Module:
@@ -73,22 +91,14 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
     ``from_checkpoint``: every weight will be loaded from a checkpoint, so CLIP is built with
     random weights and needs no ``--clip-weights`` file.
     """
+    preflight(cfg, needs_weights=not from_checkpoint)
     options: dict[str, object] = {}
     if is_clip(cfg.model):
-        if cfg.loss == "ldam":
-            raise SetupError("LDAM needs an unscaled cosine head; the CLIP models already carry a "
-                             "scale-25 cosine head (use --loss la, ce or vs)")
+        options["class_names"] = data.class_names
         if from_checkpoint:
-            options.update(class_names=data.class_names, random_weights=True)
-        elif cfg.clip_weights is None:
-            raise SetupError(f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
-                             "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
-                             "nothing is downloaded")
-        elif not Path(cfg.clip_weights).is_file():
-            raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
-                             "ViT-B/16 checkpoint there (nothing is downloaded)")
+            options["random_weights"] = True
         else:
-            options.update(class_names=data.class_names, clip_weights=cfg.clip_weights)
+            options["clip_weights"] = cfg.clip_weights
     normed = cfg.loss == "ldam"
     takes_normed = "normed" in inspect.signature(MODELS[cfg.model]).parameters
     if normed and takes_normed:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from ..data import LongTailedData
 from ..kernels import ImplUnavailableError
 from . import plots
-from .builders import SetupError, build_criterion, build_data, build_run_model
+from .builders import SetupError, build_criterion, build_data, build_run_model, preflight
 from .checkpoint import (
     CHECKPOINT_NAME,
     FORMAT_VERSION,
@@ -101,6 +101,7 @@ class Trainer:
         set_threads(cfg, self.device)
         if cfg.amp == "fp16" and self.device.type == "cpu":
             raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
+        preflight(cfg)
         self.data = data if data is not None else build_data(cfg)
         ckpt = None
         if resume is not None:
@@ -166,7 +167,9 @@ class Trainer:
         return self.out_dir / CHECKPOINT_NAME
 
     # ------------------------------------------------------------------------------ training
-    def _closure(self, x: Tensor, y: Tensor) -> Callable[[], Any]:
+    def closure(self, x: Tensor, y: Tensor) -> Callable[[], Any]:
+        """The step closure for batch ``(x, y)``: per-sample losses and logits, or (CC-SAM)
+        the backbone features, under the run's autocast."""
         model, criterion, amp = self.model, self.criterion, self.cfg.amp
         if self.cfg.method == "ccsam":
             def features() -> Tensor:
@@ -196,7 +199,7 @@ class Trainer:
         for x, y in bar:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            out = self.optimizer.step(self._closure(x, y), targets=y, grad_scaler=self.scaler)
+            out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
             self.global_step += 1
             loss = float(out.loss)
             if not math.isfinite(loss):
