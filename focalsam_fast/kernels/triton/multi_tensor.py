@@ -28,10 +28,11 @@ dispatches about 7 ATen ops per tensor, several ms).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ BLOCK_INTERPRET = 1 << 15
 """Largest chunk in the CPU interpreter, where every program costs Python overhead."""
 ALIGN_BYTES = 16
 CACHE_SIZE = 32
+V = TypeVar("V")
 
 TL_DTYPES: dict[torch.dtype, tl.dtype] = {
     torch.float16: tl.float16,
@@ -77,9 +79,10 @@ def tl_dtype(dtype: torch.dtype) -> tl.dtype:
 
 
 class _LRU(OrderedDict):
-    """A small least-recently-used cache."""
+    """A small least-recently-used cache (at most :data:`CACHE_SIZE` entries)."""
 
-    def get_or_build(self, key: Hashable, build):
+    def get_or_build(self, key: Hashable, build: Callable[[], V]) -> V:
+        """The value cached under ``key``, built (and cached) by ``build()`` on a miss."""
         if key in self:
             self.move_to_end(key)
             return self[key]
