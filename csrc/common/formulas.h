@@ -2,6 +2,8 @@
 // focalsam_fast/kernels/reference.py operation by operation (same operands, same rounding order).
 #pragma once
 
+#include <cmath>
+
 #include "dtypes.h"
 
 namespace focalsam {
@@ -32,6 +34,17 @@ struct SgdOptions {
   bool first_step = false;
 };
 
+/// x + a * y as ATen evaluates ``x.add(y, alpha=a)``: one fused multiply-add (vectorised
+/// ``fmadd`` on CPUs with FMA, contracted ``a * b + c`` in CUDA kernels).
+template <class A>
+FS_HD A add_alpha(A x, A y, A a) {
+#if defined(__CUDA_ARCH__)
+  return fma(a, y, x);
+#else
+  return std::fma(a, y, x);
+#endif
+}
+
 /// SgdOptions converted once to the opmath type, plus the learning rate.
 template <class A>
 struct SgdCoef {
@@ -53,21 +66,22 @@ struct SgdCoef {
 };
 
 /// One element of reference.sgd_step: g already combined (g1 + g2).  Updates p and buf in place.
+/// Every ``add(..., alpha=)`` of the reference is one add_alpha; separate ops round separately.
 template <class A>
 FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
   if (c.maximize) g = -g;
-  if (c.weight_decay_nonzero) g = g + c.weight_decay * p;
+  if (c.weight_decay_nonzero) g = add_alpha(g, p, c.weight_decay);
   if (c.use_momentum) {
     if (c.first_step) {
       buf = g;
     } else {
-      buf = buf * c.momentum;
-      buf = buf + c.one_minus_dampening * g;
+      buf = buf * c.momentum;  // buf.mul_(momentum)
+      buf = add_alpha(buf, g, c.one_minus_dampening);
     }
-    g = c.nesterov ? g + c.momentum * buf : buf;
+    g = c.nesterov ? add_alpha(g, buf, c.momentum) : buf;
   }
-  // lr from a tensor arrives as +lr, from a float as -lr (see SgdCoef::lr).
-  p = c.lr.ptr != nullptr ? p - g * lr : p + lr * g;
+  // lr from a tensor arrives as +lr (p.sub_(g * lr)), from a float as -lr (p.add_(g, alpha=-lr)).
+  p = c.lr.ptr != nullptr ? p - g * lr : add_alpha(p, g, lr);
 }
 
 }  // namespace focalsam

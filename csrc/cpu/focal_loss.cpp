@@ -45,9 +45,9 @@ void focal_loss(DType dtype, const FocalLossArgs& a, int num_threads) {
         A mx = -std::numeric_limits<A>::infinity();
         for (std::int64_t j = 0; j < a.cols; ++j) mx = std::max(mx, adj[j]);
         if (std::isinf(mx)) mx = A(0);  // as ATen's logsumexp: an infinite max shifts by 0
-        A sum = 0;
-        for (std::int64_t j = 0; j < a.cols; ++j) sum += std::exp(adj[j] - mx);
-        const A lse = mx + std::log(sum);
+        double sum = 0;  // thousands of terms: a float64 running sum keeps the serial order accurate
+        for (std::int64_t j = 0; j < a.cols; ++j) sum += static_cast<double>(std::exp(adj[j] - mx));
+        const A lse = mx + std::log(static_cast<A>(sum));
         const A w = weight != nullptr ? weight[y] : A(1);
         const A cy = coeff[y];
         const A ca = (A(1) - cy) / batch;

@@ -1,142 +1,54 @@
-// Multi-tensor passes on the CPU: every list is cut into fixed chunks of kChunkSize elements and
-// the chunks are spread over OpenMP threads (static schedule).  Reductions combine per-chunk
-// partials in chunk order, so results do not depend on the number of threads.
-#include <omp.h>
-
-#include <algorithm>
-#include <cmath>
-
+// Run-time choice of the instruction set for the multi-tensor passes (see multi_tensor_impl.h).
 #include "ops.h"
 
 namespace focalsam::cpu {
+
+#define FOCALSAM_DECLARE_ISA(isa)                                                                       \
+  namespace isa {                                                                                       \
+  void sq_norm(DType, const PtrList&, const PtrList&, const NumelList&, std::uintptr_t, int);            \
+  void perturb(DType, const PtrList&, const PtrList&, const PtrList&, const NumelList&, const ScalarArg&, \
+               const ScalarArg&, const ScalarArg&, bool, int);                                          \
+  void sgd_step(DType, const PtrList&, const PtrList&, const PtrList&, const PtrList&, const NumelList&, \
+                const ScalarArg&, const SgdOptions&, int);                                              \
+  }
+
+FOCALSAM_DECLARE_ISA(isa_default)
+#if defined(FOCALSAM_HAVE_AVX2)
+FOCALSAM_DECLARE_ISA(isa_avx2)
+#endif
+
 namespace {
-
-struct Chunk {
-  std::size_t tensor;
-  std::int64_t begin, size;
-};
-
-std::vector<Chunk> make_chunks(const NumelList& numels) {
-  std::vector<Chunk> chunks;
-  for (std::size_t t = 0; t < numels.size(); ++t) {
-    for (std::int64_t b = 0; b < numels[t]; b += kChunkSize) {
-      chunks.push_back({t, b, std::min(kChunkSize, numels[t] - b)});
-    }
-  }
-  return chunks;
+bool use_avx2() {
+#if defined(FOCALSAM_HAVE_AVX2)
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
 }
-
-template <class T>
-T* at(const PtrList& ptrs, const Chunk& c) {
-  return reinterpret_cast<T*>(ptrs[c.tensor]) + c.begin;
-}
-
-// Sum of squares of one chunk.  Tiles of kTile elements are summed in kLanes independent opmath
-// accumulators (vectorisable, and each lane adds only kTile / kLanes terms); tile sums are
-// accumulated in double.
-constexpr std::int64_t kTile = 1024;
-constexpr int kLanes = 16;
-
-template <class T, bool kAdaptive>
-double chunk_sq_sum(const T* __restrict g, const T* __restrict p, std::int64_t n) {
-  using A = opmath_t<T>;
-  double total = 0.0;
-  for (std::int64_t t0 = 0; t0 < n; t0 += kTile) {
-    const std::int64_t m = std::min(kTile, n - t0);
-    A v[kTile];
-    for (std::int64_t i = 0; i < m; ++i) {
-      v[i] = load(g[t0 + i]);
-      if constexpr (kAdaptive) v[i] = std::abs(load(p[t0 + i])) * v[i];
-    }
-    for (std::int64_t i = m; i < kTile; ++i) v[i] = A(0);
-    A lane[kLanes] = {};
-    for (std::int64_t i = 0; i < kTile; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) lane[l] += v[i + l] * v[i + l];
-    }
-    for (int w = kLanes / 2; w > 0; w /= 2) {
-      for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
-    }
-    total += static_cast<double>(lane[0]);
-  }
-  return total;
-}
-
 }  // namespace
+
+#if defined(FOCALSAM_HAVE_AVX2)
+#define FOCALSAM_CALL(fn, ...) (use_avx2() ? isa_avx2::fn(__VA_ARGS__) : isa_default::fn(__VA_ARGS__))
+#else
+#define FOCALSAM_CALL(fn, ...) isa_default::fn(__VA_ARGS__)
+#endif
 
 void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
              std::uintptr_t out, int num_threads) {
-  const std::vector<Chunk> chunks = make_chunks(numels);
-  const auto n_chunks = static_cast<std::int64_t>(chunks.size());
-  std::vector<double> partial(chunks.size());
-  const bool adaptive = !params.empty();
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-#pragma omp parallel for schedule(static) num_threads(num_threads)
-    for (std::int64_t i = 0; i < n_chunks; ++i) {
-      const Chunk& c = chunks[i];
-      partial[i] = adaptive ? chunk_sq_sum<T, true>(at<const T>(grads, c), at<const T>(params, c), c.size)
-                            : chunk_sq_sum<T, false>(at<const T>(grads, c), nullptr, c.size);
-    }
-    double total = 0.0;
-    for (double v : partial) total += v;
-    *reinterpret_cast<opmath_t<T>*>(out) = static_cast<opmath_t<T>>(total);
-  });
+  FOCALSAM_CALL(sq_norm, dtype, grads, params, numels, out, num_threads);
 }
 
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
              const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
              const ScalarArg& inv_scale, bool adaptive, int num_threads) {
-  const std::vector<Chunk> chunks = make_chunks(numels);
-  const auto n_chunks = static_cast<std::int64_t>(chunks.size());
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using A = opmath_t<T>;
-    const A s = perturb_scale<A>(device_scalar<A>(norm).get(), device_scalar<A>(rho).get(),
-                                 device_scalar<A>(inv_scale).get());
-#pragma omp parallel for schedule(static) num_threads(num_threads)
-    for (std::int64_t i = 0; i < n_chunks; ++i) {
-      const Chunk& c = chunks[i];
-      const T* p = at<const T>(params, c);
-      const T* g = at<const T>(grads, c);
-      T* o = at<T>(outs, c);  // may alias p (in-place perturbation): read-then-write per element
-      if (adaptive) {
-        for (std::int64_t j = 0; j < c.size; ++j) o[j] = store<T>(perturb_element<A>(load(p[j]), load(g[j]), s, true));
-      } else {
-        for (std::int64_t j = 0; j < c.size; ++j) o[j] = store<T>(perturb_element<A>(load(p[j]), load(g[j]), s, false));
-      }
-    }
-  });
+  FOCALSAM_CALL(perturb, dtype, params, grads, outs, numels, norm, rho, inv_scale, adaptive, num_threads);
 }
 
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
               const SgdOptions& options, int num_threads) {
-  const std::vector<Chunk> chunks = make_chunks(numels);
-  const auto n_chunks = static_cast<std::int64_t>(chunks.size());
-  const bool has_g2 = !grads2.empty();
-  dispatch_dtype(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using A = opmath_t<T>;
-    const SgdCoef<A> coef(options, lr);
-    const A lr_value = coef.lr.get();
-#pragma omp parallel for schedule(static) num_threads(num_threads)
-    for (std::int64_t i = 0; i < n_chunks; ++i) {
-      const Chunk& c = chunks[i];
-      T* __restrict p = at<T>(params, c);
-      const T* __restrict g1 = at<const T>(grads, c);
-      const T* __restrict g2 = has_g2 ? at<const T>(grads2, c) : nullptr;
-      T* __restrict b = coef.use_momentum ? at<T>(momentum_buffers, c) : nullptr;
-      for (std::int64_t j = 0; j < c.size; ++j) {
-        // reference: grads[i] + grads2[i] is rounded to the tensor dtype before use
-        const A g = has_g2 ? load(store<T>(load(g1[j]) + load(g2[j]))) : load(g1[j]);
-        A pj = load(p[j]);
-        A bj = b != nullptr && !coef.first_step ? load(b[j]) : A(0);
-        sgd_element<A>(pj, g, bj, coef, lr_value);
-        p[j] = store<T>(pj);
-        if (b != nullptr) b[j] = store<T>(bj);
-      }
-    }
-  });
+  FOCALSAM_CALL(sgd_step, dtype, params, grads, grads2, momentum_buffers, numels, lr, options, num_threads);
 }
 
 }  // namespace focalsam::cpu

@@ -65,7 +65,8 @@ def _backend(device: torch.device) -> tuple[ModuleType, dict[str, Any]]:
 def _dtype_code(dtype: torch.dtype, what: str) -> int:
     code = _DTYPE_CODES.get(dtype)
     if code is None:
-        raise TypeError(f"{what} has dtype {dtype}; the native kernels support float32, float64, float16, bfloat16")
+        raise TypeError(f"{what} has dtype {dtype}; the native kernels support float32, float64, "
+                        "float16 and bfloat16")
     return code
 
 
@@ -88,8 +89,11 @@ def _prepare(
     *,
     like: Sequence[Tensor] | None = None,
     mutated: bool = False,
-) -> tuple[list[Tensor], list[int]]:
-    """Checks ``tensors`` and returns them (read-only inputs possibly copied) and their pointers.
+) -> list[Tensor]:
+    """Checks ``tensors`` and returns them, read-only inputs possibly copied to a dense layout.
+
+    The caller keeps the returned list alive until the native call is issued (a copy would
+    otherwise be freed, and its memory reused, before the kernel reads it).
 
     With ``like``, tensor ``i`` must have the shape of ``like[i]`` and gets its memory layout (the
     kernels walk all lists of an element-wise pass in the same flat order).
@@ -116,7 +120,11 @@ def _prepare(
                                  "contiguous tensors")
             t = t.contiguous() if ref is None else torch.empty_like(ref).copy_(t)
         out.append(t)
-    return out, [t.data_ptr() for t in out]
+    return out
+
+
+def _ptrs(tensors: list[Tensor]) -> list[int]:
+    return [t.data_ptr() for t in tensors]
 
 
 def _scalar(x: Tensor | None, value: float, dtype: torch.dtype, device: torch.device,
@@ -141,17 +149,17 @@ def sq_norm_op(grads: list[Tensor], params: list[Tensor]) -> Tensor:
     r""":math:`\sum_t \lVert a_t \odot g_t \rVert^2`, ``a_t = |p_t|`` (``params`` non-empty) or 1."""
     dtype, device = grads[0].dtype, grads[0].device
     code = _dtype_code(dtype, "grads[0]")
-    gs, gp = _prepare("grads", grads, dtype, device)
-    _, pp = _prepare("params", params, dtype, device, like=gs) if params else ([], [])
+    gs = _prepare("grads", grads, dtype, device)
+    ps = _prepare("params", params, dtype, device, like=gs) if params else []
     numels = [g.numel() for g in gs]
     out = torch.empty((), dtype=acc_dtype(dtype), device=device)
     mod, launch = _backend(device)
     if device.type == "cuda":
         size = mod.workspace_size(numels)
         ws = torch.empty(max(size, 1), dtype=torch.float64, device=device)
-        mod.sq_norm(code, gp, pp, numels, out.data_ptr(), ws.data_ptr(), size, **launch)
+        mod.sq_norm(code, _ptrs(gs), _ptrs(ps), numels, out.data_ptr(), ws.data_ptr(), size, **launch)
     else:
-        mod.sq_norm(code, gp, pp, numels, out.data_ptr(), **launch)
+        mod.sq_norm(code, _ptrs(gs), _ptrs(ps), numels, out.data_ptr(), **launch)
     return out
 
 
@@ -178,15 +186,15 @@ def perturb_op(
     Each of norm / rho / inv_scale is the tensor when given, else the float."""
     dtype, device = params[0].dtype, params[0].device
     code = _dtype_code(dtype, "params[0]")
-    ps, pp = _prepare("params", params, dtype, device)
-    _, gp = _prepare("grads", grads, dtype, device, like=ps)
-    _, op = _prepare("out", out, dtype, device, like=ps, mutated=True)
+    ps = _prepare("params", params, dtype, device)
+    gs = _prepare("grads", grads, dtype, device, like=ps)
+    os_ = _prepare("out", out, dtype, device, like=ps, mutated=True)
     a = acc_dtype(dtype)
     scalars = [_scalar(norm, norm_value, a, device, "norm"), _scalar(rho, rho_value, a, device, "rho"),
                _scalar(inv_scale, inv_scale_value, a, device, "inv_scale")]
     mod, launch = _backend(device)
-    mod.perturb(code, pp, gp, op, [p.numel() for p in ps], *[v for s in scalars for v in s[:2]], adaptive,
-                **launch)
+    mod.perturb(code, _ptrs(ps), _ptrs(gs), _ptrs(os_), [p.numel() for p in ps],
+                *[v for s in scalars for v in s[:2]], adaptive, **launch)
 
 
 @torch.library.custom_op("focalsam::sgd_step", mutates_args=("params", "momentum_buffers"))
@@ -209,16 +217,15 @@ def sgd_step_op(
     ``momentum_buffers`` is only used (and may be empty) when ``momentum == 0``."""
     dtype, device = params[0].dtype, params[0].device
     code = _dtype_code(dtype, "params[0]")
-    ps, pp = _prepare("params", params, dtype, device, mutated=True)
-    _, gp = _prepare("grads", grads, dtype, device, like=ps)
-    _, g2p = _prepare("grads2", grads2, dtype, device, like=ps) if grads2 else ([], [])
-    bp: list[int] = []
-    if momentum != 0:
-        _, bp = _prepare("momentum_buffers", momentum_buffers, dtype, device, like=ps, mutated=True)
+    ps = _prepare("params", params, dtype, device, mutated=True)
+    gs = _prepare("grads", grads, dtype, device, like=ps)
+    g2s = _prepare("grads2", grads2, dtype, device, like=ps) if grads2 else []
+    bs = (_prepare("momentum_buffers", momentum_buffers, dtype, device, like=ps, mutated=True)
+          if momentum != 0 else [])
     lr_arg = _scalar(lr, lr_value, acc_dtype(dtype), device, "lr")
     mod, launch = _backend(device)
-    mod.sgd_step(code, pp, gp, g2p, bp, [p.numel() for p in ps], lr_arg[0], lr_arg[1], momentum, dampening,
-                 weight_decay, nesterov, maximize, first_step, **launch)
+    mod.sgd_step(code, _ptrs(ps), _ptrs(gs), _ptrs(g2s), _ptrs(bs), [p.numel() for p in ps], lr_arg[0],
+                 lr_arg[1], momentum, dampening, weight_decay, nesterov, maximize, first_step, **launch)
 
 
 @torch.library.custom_op("focalsam::focal_loss", mutates_args=())
@@ -243,7 +250,8 @@ def focal_loss_op(
         raise TypeError(f"targets must hold integer class indices, got dtype {targets.dtype}")
     a = acc_dtype(logits.dtype)
     tables = []
-    for name, t in (("coeff", coeff), ("scale", scale), ("bias", bias), ("margin", margin), ("weight", weight)):
+    named = (("coeff", coeff), ("scale", scale), ("bias", bias), ("margin", margin), ("weight", weight))
+    for name, t in named:
         if t is None:
             tables.append(None)
             continue
@@ -277,7 +285,7 @@ def _split(x: float | Tensor) -> tuple[Tensor | None, float]:
 
 
 def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> Tensor:
-    r""":math:`\sum_t \lVert a_t \odot g_t \rVert_2^2` in one deterministic pass, see :func:`reference.sq_norm`."""
+    r""":math:`\sum_t \lVert a_t \odot g_t \rVert_2^2` in one deterministic pass (see reference)."""
     if not grads:
         raise ValueError("sq_norm needs at least one gradient tensor")
     return sq_norm_op(list(grads), [] if params is None else list(params))
@@ -295,7 +303,8 @@ def perturb(
     """``out = p + s * (p^2 if adaptive) * g`` in one pass, see :func:`reference.perturb`."""
     if not params:
         return
-    perturb_op(list(params), list(grads), list(out), *_split(norm), *_split(rho), *_split(inv_scale), adaptive)
+    perturb_op(list(params), list(grads), list(out), *_split(norm), *_split(rho), *_split(inv_scale),
+               adaptive)
 
 
 def sgd_step(
@@ -329,5 +338,5 @@ def focal_loss(
     margin: Tensor,
     weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass, see :func:`reference.focal_loss`."""
+    """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass (:func:`reference.focal_loss`)."""
     return focal_loss_op(logits, targets, coeff, scale, bias, margin, weight)
