@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from focalsam_fast.models.clip_backbone import create_clip
-from focalsam_fast.models.clip_classifier import ClipClassifier
+if TYPE_CHECKING:
+    from focalsam_fast.models.clip_classifier import ClipClassifier
+
 from focalsam_fast.models.digits_cnn import DigitsCNN
 from focalsam_fast.models.resnet50 import ResNet50
 from focalsam_fast.models.resnet_cifar import resnet32
@@ -25,6 +26,9 @@ def _clip(mode: str) -> Callable[..., nn.Module]:
         quick_gelu: bool = True,
         bottleneck: int | None = None,
     ) -> ClipClassifier:
+        from focalsam_fast.models.clip_backbone import create_clip  # open_clip is an optional extra
+        from focalsam_fast.models.clip_classifier import ClipClassifier
+
         if class_names is None or len(class_names) != num_classes:
             raise ValueError(f"CLIP models need class_names with {num_classes} entries (for the text head)")
         clip = create_clip(config, clip_weights, random_weights, quick_gelu)
