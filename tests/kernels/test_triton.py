@@ -316,6 +316,35 @@ def test_focal_loss_non_contiguous_logits_and_empty_batch(device: torch.device) 
     assert [tuple(t.shape) for t in empty] == [(0,), (0, 40), (0, 40)]
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision(device: torch.device, dtype: torch.dtype) -> None:
+    """16-bit tensors: fp32 norm and scale (as the reference), one rounding per stored value; the
+    SGD update runs in fp32 (like ATen's fused SGD), so it may differ from the per-op rounding of the
+    reference loop by an ulp of ``dtype``."""
+    dev = device
+    params, grads = _rand(SHAPES, dtype, dev), _rand(SHAPES, dtype, dev)
+    norm = tk.sq_norm(grads, params)
+    assert norm.dtype == torch.float32
+    torch.testing.assert_close(norm, ref.sq_norm(grads, params), **tolerances(torch.float32))
+    eps = torch.finfo(dtype).eps
+    got, want = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
+    tk.perturb(params, grads, got, norm.sqrt(), 0.05, adaptive=True)
+    ref.perturb(params, grads, want, norm.sqrt(), 0.05, adaptive=True)
+    _assert_lists_close(got, want, rtol=eps, atol=eps)
+    expected, bufs, bufs_ref = [p.clone() for p in params], [torch.empty_like(p) for p in params], [
+        torch.empty_like(p) for p in params]
+    kw = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-3, nesterov=True, maximize=False,
+              first_step=True)
+    tk.sgd_step(params, grads, got, bufs, **kw)
+    ref.sgd_step(expected, grads, got, bufs_ref, **kw)
+    _assert_lists_close(params, expected, rtol=2 * eps, atol=4 * eps)
+    logits = torch.randn(6, 1000, device=dev, dtype=dtype)
+    targets = torch.randint(0, 1000, (6,), device=dev)
+    tables = _tables(1000, torch.float32, dev, "la")
+    _assert_lists_close(tk.focal_loss(logits, targets, **tables),
+                        ref.focal_loss(logits, targets, **tables), rtol=eps, atol=eps / 100)
+
+
 # --------------------------------------------------------------------------- GPU-only
 
 
