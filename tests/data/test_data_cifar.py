@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from focalsam_fast.data import (
     build_dataset,
     load_cifar_torchvision,
     read_jpeg_archive,
+    select_long_tailed,
 )
 
 
@@ -123,3 +125,30 @@ def test_torchvision_cifar_missing_is_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in msg and str(tmp_path / "cifar-100-python") in msg and "download=True" in msg
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py"):
         build_dataset("cifar10_lt", tmp_path)
+
+
+def test_torchvision_branch_draws_the_reference_subset(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import focalsam_fast.data.cifar as cifar_module
+
+    rng = np.random.default_rng(seed)
+    train_targets = rng.permutation(np.repeat(np.arange(10), 5000))
+    train_data = rng.integers(0, 256, (50000, 2, 2, 3), dtype=np.uint8)
+
+    class FakeCIFAR10:  # torchvision's attributes, tiny 2x2 images
+        base_folder, filename, url = "cifar-10-batches-py", "cifar-10-python.tar.gz", "https://example"
+        classes: ClassVar[list[str]] = [f"c{k}" for k in range(10)]
+
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            assert root == str(tmp_path) and download is False
+            self.data = train_data if train else train_data[:100]
+            self.targets = list(train_targets if train else train_targets[:100])
+
+    monkeypatch.setitem(cifar_module._TORCHVISION, 10, (FakeCIFAR10, 5000))
+    train, test, counts, names = build_cifar_lt(tmp_path, 10, imb_ratio=50, profile="step")
+    assert counts == [5000] * 5 + [100] * 5 and names == FakeCIFAR10.classes
+    idx = select_long_tailed(train_targets, counts)
+    np.testing.assert_array_equal(train.images, train_data[idx])
+    np.testing.assert_array_equal(train.targets, train_targets[idx])
+    assert len(test) == 100
