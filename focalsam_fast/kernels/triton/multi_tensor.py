@@ -213,8 +213,8 @@ def plan(lists: Sequence[Sequence[Tensor]]) -> Plan:
     """The (cached) launch plan for parallel tensor lists ``lists`` (all of the same length).
 
     Fast path (every call): the key is the metadata of ``lists[0]`` (the parameters: dtype, shape,
-    strides) plus the addresses of all tensors; building the shape/stride metadata of every list
-    would cost as much as the ATen launches this replaces.  Tensors of the other lists are checked
+    strides) plus the addresses of all tensors; keying on the shapes/strides of every list would
+    about double the host cost of each call.  Tensors of the other lists are checked
     against ``lists[0]`` whenever a plan is built, i.e. the first time a set of addresses is seen;
     a later call with the same addresses is assumed to pass tensors of the same shapes and dtypes
     (true for gradients, momentum buffers and ``empty_like`` outputs of the parameters).
