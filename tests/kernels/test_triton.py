@@ -90,6 +90,30 @@ def test_is_available_matches_the_interpreter_switch() -> None:
     assert availability("triton", "cpu") == (cpu_ok, cpu_why)
 
 
+def test_missing_triton_is_reported_not_raised() -> None:
+    """Without the ``triton`` package the dispatcher records a clear reason instead of failing."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["triton"] = None  # makes "import triton" raise ImportError
+        from focalsam_fast.kernels import availability
+        ok, why = availability("triton", "cpu")
+        assert not ok and "need the 'triton' package" in why, why
+        """
+    )
+    res = _run_python(script)
+    assert res.returncode == 0, res.stderr[-4000:]
+
+
+def _run_python(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh Python with this checkout importable and without the interpreter."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-c", script]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
 # --------------------------------------------------------------------------- sq_norm
 
 
@@ -412,10 +436,7 @@ def test_kernels_compile_for_cuda() -> None:
         assert "ld.global.v2.b64" in ptx[3], "no 16-byte fp64 loads"
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    root = Path(__file__).resolve().parents[2]
-    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    res = _run_python(script)
     if res.returncode and "ptxas" in res.stderr and "not found" in res.stderr.lower():
         pytest.skip("Triton's bundled ptxas is missing")
     assert res.returncode == 0, res.stderr[-4000:]
