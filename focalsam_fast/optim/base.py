@@ -100,6 +100,7 @@ class SAMBase(Optimizer):
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
         self.check_inputs = check_inputs
+        self._buffers: dict[Tensor, tuple[Tensor, Tensor]] = {}
         self._scaler: torch.amp.GradScaler | None = None
         self._amp = False
         self._impl_request = impl
@@ -192,14 +193,23 @@ class SAMBase(Optimizer):
                         kernels.reference.acc_dtype(p.dtype))
                     p.add_(e_w)
             else:
-                out = [torch.empty_like(p) for p in ps]
+                pairs = [self._double_buffer(p) for p in ps]
+                out = [b for _, b in pairs]
                 self._ops(i).perturb(ps, grads, out, norm, group["rho"], group["adaptive"], inv_scale)
-                for p, o in zip(ps, out):
-                    self.state[p]["saved"] = p.data
-                    p.data = o
+                for p, (a, b) in zip(ps, pairs):
+                    self.state[p]["saved"] = a
+                    p.data = b
             for p in ps:
                 p.grad = None
         return True
+
+    def _double_buffer(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """``(w storage, spare storage)`` of ``p`` for the storage swap, made once and reused
+        (no allocation and no dispatched op per step); re-made if ``p`` got new storage."""
+        pair = self._buffers.get(p)
+        if pair is None or pair[0].data_ptr() != p.data_ptr() or pair[0].shape != p.shape:
+            pair = self._buffers[p] = (p.detach(), torch.empty_like(p))
+        return pair
 
     @torch.no_grad()
     def restore(self) -> None:
