@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..optim._validation import as_class_counts
+from .._validation import as_class_counts
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -30,11 +30,11 @@ class LogitAdjustedLoss(nn.Module):
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         counts = as_class_counts(class_counts)
-        self.register_buffer("class_counts", counts.float(), persistent=False)
+        self.register_buffer("class_counts", counts, persistent=False)
         c = counts.numel()
-        self.register_buffer("scale", torch.ones(c), persistent=False)
-        self.register_buffer("bias", torch.zeros(c), persistent=False)
-        self.register_buffer("margin", torch.zeros(c), persistent=False)
+        self.register_buffer("scale", torch.ones(c, dtype=torch.float64), persistent=False)
+        self.register_buffer("bias", torch.zeros(c, dtype=torch.float64), persistent=False)
+        self.register_buffer("margin", torch.zeros(c, dtype=torch.float64), persistent=False)
         self.set_weight(weight)
 
     @property

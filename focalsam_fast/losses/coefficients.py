@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ..optim._validation import as_class_counts, check_nonneg
+from .._validation import as_class_counts, check_nonneg
 
 
 def class_priors(class_counts: Sequence[int] | Tensor) -> Tensor:

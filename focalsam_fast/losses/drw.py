@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..optim._validation import as_class_counts
+from .._validation import as_class_counts
 
 
 def class_balanced_weights(class_counts: Sequence[int] | Tensor, beta: float) -> Tensor:

@@ -18,7 +18,7 @@ class LALoss(LogitAdjustedLoss):
         super().__init__(class_counts, None, reduction)
         self.tau = float(tau)
         prior = self.class_counts.double() / self.class_counts.double().sum()
-        self.bias.copy_((self.tau * torch.log(prior + 1e-9)).float())
+        self.bias.copy_(self.tau * torch.log(prior + 1e-9))
 
     def adjusted_logits(self, logits: Tensor, targets: Tensor) -> Tensor:
         return logits + self.bias.to(logits.device, logits.dtype)

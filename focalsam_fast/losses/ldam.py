@@ -1,4 +1,4 @@
-"""LDAM loss (Cao et al., 2019) and the normalised (cosine) linear head it is used with."""
+"""LDAM loss (Cao et al., 2019); its cosine head is :class:`focalsam_fast.models.NormedLinear`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .base import LogitAdjustedLoss
 
@@ -23,23 +23,11 @@ class LDAMLoss(LogitAdjustedLoss):
         self.s, self.max_m = float(s), float(max_m)
         m = 1.0 / torch.sqrt(torch.sqrt(self.class_counts.double()))
         m = m * (max_m / m.max())
-        self.register_buffer("margins", m.float(), persistent=False)
+        self.register_buffer("margins", m, persistent=False)
         self.scale.fill_(self.s)
-        self.margin.copy_((self.s * m).float())
+        self.margin.copy_(self.s * m)
 
     def adjusted_logits(self, logits: Tensor, targets: Tensor) -> Tensor:
         onehot = F.one_hot(targets, self.num_classes).to(logits.dtype)
         return self.s * (logits - self.margins.to(logits.device, logits.dtype) * onehot)
 
-
-class NormedLinear(nn.Module):
-    r"""Cosine classifier :math:`z = \hat{x}^\top \hat{W}` (features and weight columns
-    L2-normalised), as LDAM's reference ResNet-32 head."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=1).mm(F.normalize(self.weight, dim=0))

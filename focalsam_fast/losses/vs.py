@@ -20,8 +20,8 @@ class VSLoss(LogitAdjustedLoss):
         n = self.class_counts.double()
         delta = (n.max() / n) ** gamma
         self.gamma, self.tau = float(gamma), float(tau)
-        self.scale.copy_((1.0 / delta).float())
-        self.bias.copy_((tau * torch.log(n / n.sum())).float())
+        self.scale.copy_(1.0 / delta)
+        self.bias.copy_(tau * torch.log(n / n.sum()))
 
     def adjusted_logits(self, logits: Tensor, targets: Tensor) -> Tensor:
         dev, dt = logits.device, logits.dtype

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from .. import kernels
-from ._validation import check_finite_loss, check_nonneg, check_per_sample
+from .._validation import check_finite_loss, check_nonneg, check_per_sample
 
 Closure = Callable[[], Any]
 
@@ -328,22 +328,27 @@ class SAMBase(Optimizer):
                 self.state.get(p, {}).pop("stash", None)
         self.zero_grad()
 
-    def _sam_tail(self, closure: Closure, weights: Callable[[Tensor], Tensor],
-                  inv_scale: float | Tensor, fallback: StepOutput) -> StepOutput:
-        """Shared end of a step: perturb, forward/backward of the weighted loss at w + eps,
-        restore and update.  ``weights(losses)`` returns the scalar to back-propagate."""
+    def _sam_tail(self, second_pass: Callable[[], StepOutput], inv_scale: float | Tensor,
+                  fallback: StepOutput) -> StepOutput:
+        """Shared end of a step: perturb, ``second_pass()`` (forward + backward at w + eps),
+        restore and update; any error in the second pass restores w before it propagates."""
         if not self.perturb(inv_scale, skip_nonfinite=self._amp):
             # AMP overflow in the gradient that defines eps: keep the non-finite grads so the
             # scaler sees them, skip the step, lower the scale.
             self.restore_and_update(self._scaler)
             return fallback
         try:
-            losses, logits = self._forward(closure, self.per_sample, "at w + eps (second forward)")
-            self._backward(weights(losses))
+            out = second_pass()
         except BaseException:
             self._abort()
             raise
         self.restore_and_update(self._scaler)
+        return out
+
+    def _weighted_pass(self, closure: Closure, weights: Callable[[Tensor], Tensor]) -> StepOutput:
+        """Forward at w + eps and backward of ``weights(losses)``."""
+        losses, logits = self._forward(closure, self.per_sample, "at w + eps (second forward)")
+        self._backward(weights(losses))
         return StepOutput(losses.detach().mean(), None if logits is None else logits.detach())
 
     # ----------------------------------------------------------------------------- state

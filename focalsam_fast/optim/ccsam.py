@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.optim import Optimizer
 
-from ._validation import (
+from .._validation import (
     as_class_counts,
     check_finite_loss,
     check_nonneg,

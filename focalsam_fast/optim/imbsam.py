@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._validation import as_class_counts, check_nonneg, check_targets
+from .._validation import as_class_counts, check_nonneg, check_targets
 from .base import Closure, StepOutput
 from .focal_sam import ClassWeightedSAM
 
@@ -82,4 +82,5 @@ class ImbSAM(ClassWeightedSAM):
         self.stash_grads()
         self._backward(t * (tail * losses).sum() / b)
         first = StepOutput(losses.detach().mean(), None if logits is None else logits.detach())
-        return self._sam_tail(closure, lambda l2: t * (tail * l2).sum() / b, inv, first)
+        return self._sam_tail(
+            lambda: self._weighted_pass(closure, lambda l2: t * (tail * l2).sum() / b), inv, first)

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
-from ._validation import check_nonneg
+from .._validation import check_nonneg
 
 
 class RhoScheduler:

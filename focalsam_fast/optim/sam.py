@@ -56,4 +56,4 @@ class SAM(SAMBase):
         losses, logits = self._forward(closure, False, "at w (first forward)")
         self._backward(_mean(losses))
         first = StepOutput(_mean(losses).detach(), None if logits is None else logits.detach())
-        return self._sam_tail(closure, _mean, inv, first)
+        return self._sam_tail(lambda: self._weighted_pass(closure, _mean), inv, first)

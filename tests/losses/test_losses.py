@@ -84,4 +84,4 @@ def test_normed_linear_is_cosine(seed: int) -> None:
     x = torch.randn(5, 6)
     out = head(x)
     assert out.abs().max() <= 1 + 1e-6
-    torch.testing.assert_close(out, F.normalize(x, dim=1) @ F.normalize(head.weight, dim=0))
+    torch.testing.assert_close(out, F.normalize(x, dim=1) @ F.normalize(head.weight, dim=1).T)

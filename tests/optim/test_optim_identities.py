@@ -277,3 +277,26 @@ def test_ccsam_all_weights_form_runs(seed: int) -> None:
     assert calls["n"] == 1 + len(set(y.tolist()))
     assert torch.isfinite(out.loss)
     assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), w0))
+
+
+@pytest.mark.parametrize("loss_name", ["ce", "la", "ldam", "vs"])
+def test_fused_loss_criterion_matches_closure_losses(loss_name: str, seed: int) -> None:
+    from focalsam_fast.losses import LOSSES
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        crit = LOSSES[loss_name](COUNTS, reduction="none")
+        a = SmallCNN()
+        b = copy.deepcopy(a)
+        kw = {"class_counts": COUNTS, "gamma": 1.5, "lam": 0.8, "rho": 0.2, "lr": 0.1, "momentum": 0.9}
+        plain = FocalSAM(a.parameters(), **kw)
+        fused = FocalSAM(b.parameters(), criterion=crit, **kw)
+        for _ in range(3):
+            x, y = _data()
+            out_a = plain.step(lambda: crit(a(x), y), targets=y)
+            out_b = fused.step(lambda: b(x), targets=y)
+            torch.testing.assert_close(out_a.loss, out_b.loss, rtol=1e-9, atol=1e-9)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+            torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-9)
+    finally:
+        torch.set_default_dtype(torch.float32)
