@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from focalsam_fast.train.checkpoint import atomic_save, load_checkpoint
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _one_line_error(res) -> str:
@@ -24,19 +19,19 @@ def _one_line_error(res) -> str:
     return lines[0]
 
 
-def test_cli_missing_data_path_subprocess(tmp_path: Path) -> None:
-    """As a user sees it: a real process, exit code 2, one line naming the path and what to do."""
+def test_cli_missing_cifar_path(run_cli, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-cifar"
-    code = "from focalsam_fast.cli.main import main; raise SystemExit(main())"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "train", "--dataset", "cifar10_lt", "--model", "resnet32",
-         "--data-root", str(missing), "--out", str(tmp_path / "o")],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
+    line = _one_line_error(run_cli("train", "--dataset", "cifar10_lt", "--model", "resnet32",
+                                   "--data-root", str(missing), "--out", str(tmp_path / "o")))
     assert str(missing) in line and "not found" in line and "cifar-10-python.tar.gz" in line
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_unreadable_archive(run_cli, tmp_path: Path) -> None:
+    archive = tmp_path / "broken.tar.xz"
+    archive.write_bytes(b"not an archive")
+    line = _one_line_error(run_cli("train", "--preset", "cifar10_resnet32", "--data-root", str(archive)))
+    assert f"cannot read cifar10_lt from {archive}" in line
 
 
 @pytest.mark.parametrize("dataset", ["cifar100_lt", "imagenet_lt", "inat2018"])
