@@ -104,3 +104,21 @@ def check_compatible(ckpt: dict[str, Any], path: str | Path, model: str, num_cla
         raise CheckpointError(
             f"checkpoint {path} was trained on class counts {list(ckpt['class_counts'])}, this data "
             f"set has {list(class_counts)} (same --dataset/--imbalance-ratio needed)")
+
+
+# Settings a resumed run may change: where and how fast it runs, not what it computes.
+RESUME_MAY_CHANGE = frozenset({"device", "workers", "threads", "impl", "max_steps", "data_root",
+                               "clip_weights", "preset"})
+
+
+def check_same_settings(ckpt: dict[str, Any], path: str | Path, config: dict[str, Any]) -> None:
+    """A resumed run continues the saved one: any setting that changes the training trajectory
+    (lr, epochs, rho, method, ...) must match, else :class:`CheckpointError` names the first one.
+    The optimizer and schedulers restore their hyper-parameters from the checkpoint, so a changed
+    value would otherwise be silently ignored."""
+    saved = ckpt["config"]
+    for key, value in config.items():
+        if key not in RESUME_MAY_CHANGE and saved.get(key) != value:
+            raise CheckpointError(
+                f"checkpoint {path} was trained with {key}={saved.get(key)!r}, this run asks for "
+                f"{value!r}; a resumed run keeps its settings (start a new run with another --out)")

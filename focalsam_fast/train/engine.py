@@ -26,6 +26,7 @@ from .checkpoint import (
     atomic_save,
     atomic_write_text,
     check_compatible,
+    check_same_settings,
     load_checkpoint,
     rng_state,
     seed_everything,
@@ -107,6 +108,7 @@ class Trainer:
         if resume is not None:
             ckpt = load_checkpoint(resume)
             check_compatible(ckpt, resume, cfg.model, self.data.num_classes, self.data.class_counts)
+            check_same_settings(ckpt, resume, cfg.to_dict())
         seed_everything(cfg.seed)
         self.model = build_run_model(cfg, self.data).to(self.device)
         self.criterion = build_criterion(cfg, self.data).to(self.device)

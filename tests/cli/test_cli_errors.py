@@ -87,6 +87,13 @@ def test_cli_resume_with_other_class_counts(run_cli, trained: Path) -> None:
     assert "class counts" in line
 
 
+def test_cli_resume_with_other_settings(run_cli, trained: Path) -> None:
+    line = _one_line_error(run_cli("train", "--out", str(trained), "--resume", "--lr", "0.3"))
+    assert "lr=0.05" in line and "0.3" in line
+    res = run_cli("train", "--out", str(trained), "--resume", "--max-steps", "3", "--no-progress")
+    assert res.code == 0, res.err  # a run-time setting may change
+
+
 def test_cli_checkpoint_class_count_mismatch(run_cli, trained: Path, tmp_path: Path) -> None:
     ckpt = load_checkpoint(trained / "last.pt")
     ckpt["num_classes"] = 5
