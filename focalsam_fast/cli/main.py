@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..data import LongTailedData
 from ..train import plots
 from ..train.builders import SetupError, build_data, build_run_model
 from ..train.checkpoint import (
@@ -186,9 +187,10 @@ def _compare_methods(spec: str) -> list[str]:
     return methods
 
 
-def _run(cfg: TrainConfig, out: Path, resume: Path | None, progress: bool | None) -> RunResult | None:
+def _run(cfg: TrainConfig, out: Path, resume: Path | None, progress: bool | None,
+         data: LongTailedData | None = None) -> RunResult | None:
     """Build and train one run; ``None`` when interrupted (the message says how to resume)."""
-    trainer = Trainer(cfg, out, resume=resume, log=_log, progress=progress)
+    trainer = Trainer(cfg, out, resume=resume, log=_log, progress=progress, data=data)
     if resume is not None:
         _log(f"resuming {cfg_summary(cfg)} from {resume} after epoch {trainer.start_epoch}/{cfg.epochs}")
     else:
@@ -225,8 +227,9 @@ def _compare(cfg: TrainConfig, out: Path, methods: list[str], progress: bool | N
     results: dict[str, RunResult] = {}
     for method in methods:
         _check_fresh(out / method)
+    data = build_data(cfg)  # loaded once, shared by every method
     for method in methods:
-        run = _run(dataclasses.replace(cfg, method=method), out / method, None, progress)
+        run = _run(dataclasses.replace(cfg, method=method), out / method, None, progress, data)
         if run is None:
             return EXIT_INTERRUPTED
         results[method] = run
