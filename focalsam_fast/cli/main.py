@@ -129,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, SetupError, CheckpointError) as exc:
         _err(str(exc))
         return EXIT_USAGE
+    except KeyboardInterrupt:  # during setup or evaluation; training handles its own
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------- train

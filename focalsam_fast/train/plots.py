@@ -24,12 +24,16 @@ def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence
     order = np.argsort(-counts, kind="stable")
     x = np.arange(len(order))
     fig, ax = plt.subplots(figsize=(max(6.0, min(16.0, 0.12 * len(order) + 4)), 4))
+    counts_ax = ax.twinx()  # drawn below ax: group shading, then the count bars
     rank = {int(k): i for i, k in enumerate(order)}
     for name, classes in groups.items():
         if classes:
             pos = sorted(rank[k] for k in classes)
-            ax.axvspan(pos[0] - 0.5, pos[-1] + 0.5, color=GROUP_COLOURS.get(name, "#eeeeee"),
-                       label=f"{name} ({len(classes)})", zorder=0)
+            counts_ax.axvspan(pos[0] - 0.5, pos[-1] + 0.5, color=GROUP_COLOURS.get(name, "#eeeeee"),
+                              label=f"{name} ({len(classes)})", zorder=0)
+    counts_ax.bar(x, counts[order], color="grey", alpha=0.35, width=0.8, zorder=1)
+    counts_ax.set_yscale("log")
+    counts_ax.set_ylabel("training count (grey bars, log)")
     for name, acc in series.items():
         values = 100 * np.asarray(acc, dtype=float)[order]
         ax.plot(x, values, marker="o" if len(order) <= 50 else None, ms=3, lw=1.2, label=name)
@@ -37,13 +41,10 @@ def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_xlim(-0.5, len(order) - 0.5)
-    counts_ax = ax.twinx()
-    counts_ax.bar(x, counts[order], color="grey", alpha=0.25, width=0.8, zorder=1)
-    counts_ax.set_yscale("log")
-    counts_ax.set_ylabel("training count (bars, log)")
     ax.set_zorder(counts_ax.get_zorder() + 1)
     ax.patch.set_visible(False)
-    ax.legend(loc="lower left", fontsize=8)
+    handles = ax.get_legend_handles_labels()[0] + counts_ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower left", fontsize=8)
     ax.set_title("per-class accuracy vs class count")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
