@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data import LongTailedData
+from ..data import DATASETS, LongTailedData
+from ..models import MODELS
 from ..train import plots
 from ..train.builders import SetupError, build_data, build_run_model
 from ..train.checkpoint import (
@@ -67,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", help=f"{' | '.join(LOSS_NAMES)} (default {d.loss})")
     train.add_argument("--drw", action="store_true",
                        help="deferred re-weighting from 80%% of the epochs (with ce/ldam/vs)")
-    train.add_argument("--model", help=f"model name (default {d.model})")
-    train.add_argument("--dataset", help=f"data set name (default {d.dataset})")
+    train.add_argument("--model", help=f"{' | '.join(MODELS)} (default {d.model})")
+    train.add_argument("--dataset", help=f"{' | '.join(DATASETS)} (default {d.dataset})")
     train.add_argument("--data-root", help="data folder or archive (CIFAR, ImageNet-LT, iNat)")
     train.add_argument("--imbalance-ratio", type=float, help=f"IR (default {d.imbalance_ratio:g})")
     train.add_argument("--epochs", type=int, help=f"default {d.epochs}")
