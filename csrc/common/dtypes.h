@@ -9,12 +9,15 @@
 #include <stdexcept>
 #include <string>
 
+// FS_HD: small helpers, always inlined.  On the CPU the passes are compiled once per instruction
+// set (csrc/cpu/multi_tensor_*.cpp); forced inlining keeps an AVX2-compiled out-of-line copy of a
+// shared helper from being picked by the linker for the baseline code.
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define FS_HD __host__ __device__ __forceinline__
 #else
-#define FS_HD inline
+#define FS_HD inline __attribute__((always_inline))
 #endif
 
 namespace focalsam {
@@ -46,18 +49,18 @@ struct bfloat16_t {
   std::uint16_t bits;
 };
 
-inline float bits_to_float(std::uint32_t u) {
+FS_HD float bits_to_float(std::uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-inline std::uint32_t float_to_bits(float f) {
+FS_HD std::uint32_t float_to_bits(float f) {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
 }
 
-inline float to_float(half_t v) {
+FS_HD float to_float(half_t v) {
   const std::uint32_t sign = static_cast<std::uint32_t>(v.bits & 0x8000u) << 16;
   const std::uint32_t exp = (v.bits >> 10) & 0x1fu;
   std::uint32_t man = v.bits & 0x3ffu;
@@ -69,7 +72,7 @@ inline float to_float(half_t v) {
   return sign ? -mag : mag;
 }
 
-inline void from_float(float f, half_t& out) {
+FS_HD void from_float(float f, half_t& out) {
   const std::uint32_t u = float_to_bits(f);
   const std::uint16_t sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
   const std::uint32_t a = u & 0x7fffffffu;
@@ -92,9 +95,9 @@ inline void from_float(float f, half_t& out) {
   out.bits = static_cast<std::uint16_t>(sign | (r >> 13));
 }
 
-inline float to_float(bfloat16_t v) { return bits_to_float(static_cast<std::uint32_t>(v.bits) << 16); }
+FS_HD float to_float(bfloat16_t v) { return bits_to_float(static_cast<std::uint32_t>(v.bits) << 16); }
 
-inline void from_float(float f, bfloat16_t& out) {
+FS_HD void from_float(float f, bfloat16_t& out) {
   const std::uint32_t u = float_to_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) {  // nan
     out.bits = static_cast<std::uint16_t>((u >> 16) | 0x40u);
@@ -167,7 +170,7 @@ struct DeviceScalar {
 };
 
 template <class A>
-DeviceScalar<A> device_scalar(const ScalarArg& s) {
+FS_HD DeviceScalar<A> device_scalar(const ScalarArg& s) {
   return {reinterpret_cast<const A*>(s.ptr), static_cast<A>(s.value)};
 }
 

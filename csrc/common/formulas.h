@@ -52,7 +52,7 @@ struct SgdCoef {
   bool nesterov, maximize, first_step, use_momentum, weight_decay_nonzero;
   DeviceScalar<A> lr;  // from a tensor: p -= g * lr; from a float: p += (-lr) * g
 
-  SgdCoef(const SgdOptions& o, const ScalarArg& lr_arg)
+  FS_HD SgdCoef(const SgdOptions& o, const ScalarArg& lr_arg)
       : momentum(static_cast<A>(o.momentum)),
         one_minus_dampening(static_cast<A>(1.0 - o.dampening)),
         weight_decay(static_cast<A>(o.weight_decay)),
