@@ -136,3 +136,14 @@ def test_cli_same_seed_same_initial_model(tmp_path: Path) -> None:
     b = Trainer(resolve_config(None, {"method": "focalsam"}), tmp_path / "b", progress=False)
     for (na, pa), (nb, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert na == nb and torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("method", ["focalsam", "ccsam"])
+def test_cli_bf16_autocast_on_cpu(run_cli, tmp_path: Path, method: str) -> None:
+    res = run_cli("train", "--method", method, "--amp", "bf16", "--max-steps", "3", "--out",
+                  str(tmp_path / "bf16"), "--no-progress")
+    assert res.code == 0, res.err
+    record = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["train_loss"] > 0 and record["test_overall"] is not None
+    state = load_checkpoint(tmp_path / "bf16" / "last.pt")["model"]
+    assert all(v.dtype != torch.bfloat16 for v in state.values())  # weights stay fp32
