@@ -22,15 +22,24 @@ from benchmarks.common import METHODS, VARIANTS, Shape, environment, make_cell
 KEY = "resnet32-cifar10lt"
 
 
+ALLOCATIONS = ("aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty",
+               "aten.new_empty_strided")
+
+
 class OpCounter(TorchDispatchMode):
-    """Counts dispatched ATen (and custom) ops by name."""
+    """Counts dispatched ATen (and custom) ops by name, and separately the ones that may run a
+    kernel: not views/aliases (``detach``, ``t``, ``slice`` ...) and not bare allocations."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: Counter[str] = Counter()
+        self.compute_ops = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        self.ops[str(func.overloadpacket)] += 1
+        name = str(func.overloadpacket)
+        self.ops[name] += 1
+        if not func.is_view and name not in ALLOCATIONS:
+            self.compute_ops += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -47,6 +56,7 @@ def test_launch_count(benchmark: Any, size: str, device: torch.device, method: s
 
     def counted_step() -> None:
         counter.ops.clear()
+        counter.compute_ops = 0
         with counter:
             cell.step()
 
@@ -56,6 +66,7 @@ def test_launch_count(benchmark: Any, size: str, device: torch.device, method: s
     benchmark.extra_info["kind"] = "launches"
     benchmark.pedantic(counted_step, rounds=1, iterations=1)
     benchmark.extra_info["aten_ops"] = sum(counter.ops.values())
+    benchmark.extra_info["compute_ops"] = counter.compute_ops
     benchmark.extra_info["custom_ops"] = sum(n for op, n in counter.ops.items() if op.startswith("focalsam."))
     benchmark.extra_info["top_ops"] = dict(counter.ops.most_common(12))
     assert benchmark.extra_info["aten_ops"] > 0

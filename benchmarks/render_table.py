@@ -1,0 +1,286 @@
+"""Render pytest-benchmark JSON from ``benchmarks/`` into markdown tables and target checks.
+
+Usage::
+
+    python benchmarks/render_table.py RESULT.json [MORE.json ...] [-o TABLE.md]
+
+Tables: seconds per epoch (median step time x steps per epoch, data loading excluded) with the
+ratio to reference SAM in the same setting, one column per setting (the paper's shape); the
+interleaved ResNet-32 comparison; dispatched ATen ops per step; the optimizer-side
+micro-benchmark.  Then the targets of the benchmark issue, each marked met / not met.  Several
+JSON files (e.g. one per setting from ``gpu_check.sh``) are merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+METHODS = ("sgd", "sam", "imbsam", "ccsam", "focalsam")
+TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM", "focalsam": "Focal-SAM"}
+SETTING_ORDER = ("resnet32-cifar10lt", "resnet32-cifar100lt", "resnet50-imagenetlt", "resnet50-inat2018",
+                 "clip-lift-imagenetlt", "clip-fft-imagenetlt")
+PAIRS = (("resnet32-cifar10lt", "resnet32-cifar100lt"), ("resnet50-imagenetlt", "resnet50-inat2018"))
+SIZE_NOTES = {
+    "smoke": "smoke size (tiny inputs, stand-in models): the numbers only show the code runs",
+    "cpu": "CPU-sized variant: ResNet-32 at the paper's size; ResNet-50 and ViT-B/16 at reduced "
+           "batch and image size (see the shape row)",
+    "paper": "the paper's batch and image sizes",
+}
+
+Row = dict[str, Any]
+
+
+def load(paths: Iterable[Path]) -> list[Row]:
+    """All benchmarks of the files: name, median seconds and extra_info."""
+    rows: list[Row] = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        for b in data.get("benchmarks", []):
+            rows.append({"name": b["name"], "median": b["stats"]["median"], **b.get("extra_info", {})})
+    return rows
+
+
+def fmt_s(seconds: float) -> str:
+    """Seconds with three significant digits."""
+    return f"{seconds:.3g}" if seconds < 100 else f"{seconds:.0f}"
+
+
+def mark(ok: bool) -> str:
+    """'met' or 'NOT met'."""
+    return "met" if ok else "**NOT met**"
+
+
+def environment_lines(rows: Sequence[Row]) -> list[str]:
+    """Device, versions, commit, threads and load range of the rows."""
+    if not rows:
+        return []
+    r = rows[0]
+    loads = [x["load_avg_1m"] for x in rows if "load_avg_1m" in x]
+    sizes = sorted({x["size"] for x in rows if "size" in x})
+    lines = [
+        f"- Device: {r['device_name']} (`{r['device']}`), torch.set_num_threads({r['num_threads']})",
+        f"- Versions: Python {r['python']}, torch {r['torch']}, Triton {r['triton']}, CUDA {r['cuda']}",
+        f"- Commit: `{r['commit']}`; available impls: {', '.join(r['available_impls'])}",
+    ]
+    if loads:
+        lines.append(f"- 1-minute load average during the run: {min(loads):.2f} to {max(loads):.2f}")
+    lines += [f"- Size `{s}`: {SIZE_NOTES.get(s, s)}" for s in sizes]
+    return lines
+
+
+def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str], float]]:
+    """Per-epoch seconds and ratio to reference SAM; also returns ``(setting, method, variant) -> s``."""
+    steps = [r for r in rows if r.get("kind") == "step"]
+    settings = [s for s in SETTING_ORDER if any(r["setting"] == s for r in steps)]
+    settings += sorted({r["setting"] for r in steps} - set(settings))
+    if not settings:
+        return [], {}
+    cell = {(r["setting"], r["method"], r["variant"]): r for r in steps}
+    epoch = {k: r["median"] * r["steps_per_epoch"] for k, r in cell.items()}
+    title = {r["setting"]: r["setting_title"] for r in steps}
+    lines = ["| method (path) | " + " | ".join(title[s] for s in settings) + " |",
+             "|---|" + "---:|" * len(settings)]
+
+    def info_row(label: str, fn: Any) -> str:
+        vals = []
+        for s in settings:
+            r = next((cell[k] for k in cell if k[0] == s), None)
+            vals.append(fn(s, r) if r is not None else "")
+        return f"| {label} | " + " | ".join(vals) + " |"
+
+    lines.append(info_row("batch x image, steps/epoch",
+                          lambda s, r: f"{r['batch']} x {r['image_size']}px, {r['steps_per_epoch']}"))
+    for method in METHODS:
+        for variant in ("reference", "fast"):
+            vals = []
+            for s in settings:
+                t = epoch.get((s, method, variant))
+                ref = epoch.get((s, "sam", "reference"))
+                if t is None:
+                    vals.append("")
+                else:
+                    vals.append(f"{fmt_s(t)} s ({t / ref:.2f}x)" if ref else f"{fmt_s(t)} s")
+            label = f"{TITLES[method]} ({'reference' if variant == 'reference' else 'focalsam_fast'})"
+            lines.append(f"| {label} | " + " | ".join(vals) + " |")
+
+    def fast_path(s: str, _: Row) -> str:
+        r = cell.get((s, "focalsam", "fast"))
+        if r is None:
+            return ""
+        return f"impl={r['impl']}" + (", channels_last" if r["channels_last"] else "")
+
+    lines.append(info_row("focalsam_fast path", fast_path))
+    return lines, epoch
+
+
+def interleaved_table(rows: Sequence[Row]) -> tuple[list[str], dict[str, float]]:
+    """The interleaved ResNet-32 comparison: median step, per epoch, ratio to reference SAM."""
+    inter = [r for r in rows if r.get("kind") == "interleaved"]
+    if not inter:
+        return [], {}
+    r = inter[0]
+    med = {e["label"]: e["median_s"] for e in r["interleaved"]}
+    ref = med.get("SAM reference")
+    lines = [f"{r['setting_title']}, batch {r['batch']}, {r['image_size']}px, {r['steps_per_epoch']} "
+             f"steps/epoch, {len(r['interleaved'][0]['times_s'])} interleaved rounds:", "",
+             "| path | impl | median step (s) | per epoch (s) | ratio to SAM reference |",
+             "|---|---|---:|---:|---:|"]
+    for e in r["interleaved"]:
+        ratio = f"{e['median_s'] / ref:.2f}x" if ref else ""
+        lines.append(f"| {e['label']} | {e['impl']} | {e['median_s']:.4f} | "
+                     f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {ratio} |")
+    return lines, med
+
+
+def launch_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], int]]:
+    """Dispatched ops per step, reference vs fused, and the ratio to the reference SAM count."""
+    launches = {(r["method"], r["variant"]): r for r in rows if r.get("kind") == "launches"}
+    if not launches:
+        return [], {}
+    counts = {k: r["aten_ops"] for k, r in launches.items()}
+    compute = {k: r["compute_ops"] for k, r in launches.items()}
+    ref_sam, ref_sam_c = counts.get(("sam", "reference")), compute.get(("sam", "reference"))
+    r0 = next(iter(launches.values()))
+    lines = [f"{r0['setting_title']}, batch {r0['batch']}, NCHW (the count does not depend on the image "
+             "size). All dispatched ops; in brackets the ops that can run a kernel (no views/aliases such "
+             "as `detach`, no bare allocations):", "",
+             "| method | reference | fused (impl) | fused / reference | fused / reference SAM |",
+             "|---|---:|---:|---:|---:|"]
+    for m in METHODS:
+        ref, fused = counts.get((m, "reference")), counts.get((m, "fast"))
+        if ref is None or fused is None or not ref_sam or not ref_sam_c:
+            continue
+        ref_c, fused_c = compute[(m, "reference")], compute[(m, "fast")]
+        impl = launches[(m, "fast")]["impl"]
+        lines.append(f"| {TITLES[m]} | {ref:,} ({ref_c:,}) | {fused:,} ({fused_c:,}) {impl} | "
+                     f"{fused / ref:.2f}x ({fused_c / ref_c:.2f}x) | "
+                     f"{fused / ref_sam:.2f}x ({fused_c / ref_sam_c:.2f}x) |")
+    return lines, {**counts, **{(m, v + "-compute"): n for (m, v), n in compute.items()}}
+
+
+def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], float]]:
+    """Optimizer-side medians per param set and impl, with speed-ups of each impl over reference."""
+    opt = [r for r in rows if r.get("kind") == "optimizer"]
+    if not opt:
+        return [], {}
+    med = {(r["param_set"], r["impl"]): r["median"] for r in opt}
+    sets = [s for s in ("resnet50", "vit_b16") if any(k[0] == s for k in med)]
+    meta = {r["param_set"]: r for r in opt}
+    impls = list(dict.fromkeys(r["impl"] for r in opt))
+    head = " | ".join(f"{s} ({meta[s]['tensors']} tensors, {meta[s]['params'] / 1e6:.1f}M)" for s in sets)
+    lines = [f"| impl | {head} |", "|---|" + "---:|" * len(sets)]
+    for impl in impls:
+        vals = []
+        for s in sets:
+            t, ref = med.get((s, impl)), med.get((s, "reference"))
+            if t is None:
+                vals.append("")
+            else:
+                vals.append(f"{t * 1e3:.1f} ms ({ref / t:.2f}x vs reference)" if ref else f"{t * 1e3:.1f} ms")
+        label = "torch.optim.SGD(fused=True), update only" if impl == "torch_sgd_fused" else impl
+        lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    return lines, med
+
+
+def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
+            counts: dict[tuple[str, str], int], opt: dict[tuple[str, str], float],
+            classes: dict[str, int]) -> list[str]:
+    """The issue's targets, each with the measured numbers and met / NOT met."""
+    out: list[str] = []
+    for s in ("resnet32-cifar10lt", "resnet32-cifar100lt"):
+        fast, ref_sam, ref_focal = (epoch.get((s, "focalsam", "fast")), epoch.get((s, "sam", "reference")),
+                                    epoch.get((s, "focalsam", "reference")))
+        if fast and ref_sam and ref_focal:
+            r = fast / ref_sam
+            out.append(f"- {s}: fused Focal-SAM per epoch = {r:.2f}x reference SAM (target <= 1.33x: "
+                       f"{mark(r <= 1.33)}); {fast / ref_focal:.2f}x reference Focal-SAM (target < 1: "
+                       f"{mark(fast < ref_focal)})")
+    if inter.get("SAM reference"):
+        sam, focal = inter["SAM reference"], inter.get("Focal-SAM reference")
+        for label in ("Focal-SAM fast, channels_last", "Focal-SAM fast, NCHW"):
+            if label in inter and focal:
+                r = inter[label] / sam
+                out.append(f"- interleaved ResNet-32 CIFAR-10-LT, {label}: {r:.2f}x reference SAM "
+                           f"(<= 1.33x: {mark(r <= 1.33)}), {inter[label] / focal:.2f}x reference Focal-SAM "
+                           f"(< 1: {mark(inter[label] < focal)})")
+    for variant in ("reference", "fast"):
+        for pair in PAIRS:
+            ratios = []
+            for s in pair:
+                cc, sam = epoch.get((s, "ccsam", variant)), epoch.get((s, "sam", "reference"))
+                if cc and sam:
+                    ratios.append(cc / sam)
+            if len(ratios) == 2:
+                grows = ratios[1] > ratios[0]
+                out.append(f"- CC-SAM ({variant}) ratio to reference SAM, {classes[pair[0]]} -> "
+                           f"{classes[pair[1]]} classes: {ratios[0]:.2f}x -> {ratios[1]:.2f}x "
+                           f"(grows with classes: {mark(grows)})")
+    for suffix, what in (("", "dispatched ops"), ("-compute", "kernel-running ops")):
+        fused, ref = counts.get(("focalsam", "fast" + suffix)), counts.get(("sam", "reference" + suffix))
+        if fused and ref:
+            out.append(f"- launches ({what}): fused Focal-SAM {fused:,} = {fused / ref:.2f}x reference "
+                       f"SAM's {ref:,} (target <= 0.7x: {mark(fused / ref <= 0.7)})")
+    for s in ("resnet50", "vit_b16"):
+        fast = opt.get((s, "cpp"))
+        if fast is None:
+            continue
+        ref, fe = opt.get((s, "reference")), opt.get((s, "foreach"))
+        if ref:
+            out.append(f"- optimizer side {s}: cpp {ref / fast:.2f}x faster than reference "
+                       f"(target >= 3x: {mark(ref / fast >= 3)})")
+        if fe:
+            out.append(f"- optimizer side {s}: cpp {fe / fast:.2f}x faster than foreach "
+                       f"(target >= 1.5x: {mark(fe / fast >= 1.5)})")
+    return out
+
+
+def render(rows: Sequence[Row]) -> str:
+    """The whole markdown document for ``rows``."""
+    parts = ["## Environment", "", *environment_lines(rows), ""]
+    step, epoch = step_table(rows)
+    if step:
+        parts += ["## Seconds per epoch (ratio to reference SAM)", "",
+                  "Median step time x steps per epoch; data loading excluded; labels drawn from each "
+                  "data set's long-tailed training prior.", "", *step, ""]
+    inter_lines, inter = interleaved_table(rows)
+    if inter_lines:
+        parts += ["## Interleaved ResNet-32 comparison", "", *inter_lines, ""]
+    launch_lines, counts = launch_table(rows)
+    if launch_lines:
+        parts += ["## Dispatched ATen ops per step", "", *launch_lines, ""]
+    opt_lines, opt = optimizer_table(rows)
+    if opt_lines:
+        parts += ["## Optimizer side: norm + perturb + restore/combine/SGD (median per step)", "",
+                  *opt_lines, ""]
+    classes = {r["setting"]: r["num_classes"] for r in rows if r.get("kind") == "step"}
+    checks = targets(epoch, inter, counts, opt, classes)
+    if checks:
+        parts += ["## Targets", "", *checks, ""]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", nargs="+", type=Path, help="pytest-benchmark --benchmark-json files")
+    parser.add_argument("-o", "--output", type=Path, help="write the markdown here (default: stdout)")
+    args = parser.parse_args(argv)
+    rows = load(args.json)
+    if not rows:
+        print("no benchmarks in " + ", ".join(map(str, args.json)), file=sys.stderr)
+        return 1
+    text = render(rows)
+    if args.output:
+        args.output.write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
