@@ -170,14 +170,21 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ training
     def closure(self, x: Tensor, y: Tensor) -> Callable[[], Any]:
-        """The step closure for batch ``(x, y)``: per-sample losses and logits, or (CC-SAM)
-        the backbone features, under the run's autocast."""
+        """The step closure for batch ``(x, y)`` under the run's autocast: per-sample losses and
+        logits; the logits alone for Focal-SAM (its optimizer holds the loss); the backbone
+        features for CC-SAM (its optimizer applies the head)."""
         model, criterion, amp = self.model, self.criterion, self.cfg.amp
         if self.cfg.method == "ccsam":
             def features() -> Tensor:
                 with autocast_for(self.device, amp):
                     return model.features(x).float()
             return features
+
+        if self.cfg.method == "focalsam":  # the optimizer applies the loss itself (fused kernel)
+            def logits() -> Tensor:
+                with autocast_for(self.device, amp):
+                    return model(x).float()
+            return logits
 
         def losses() -> tuple[Tensor, Tensor]:
             with autocast_for(self.device, amp):

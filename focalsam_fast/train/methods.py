@@ -4,7 +4,8 @@ interface of :mod:`focalsam_fast.optim` returning a :class:`StepOutput`.
 Per-data-set choices (SPEC §4-5, §8): ImbSAM's tail threshold is the data set's tail-group
 threshold (200 for CIFAR-10-LT, 20 for CIFAR-100-LT / ImageNet-LT / iNat, 10 for the digits
 default); CC-SAM's beta is 0.3 with 10 classes (CIFAR-10), 0.5 otherwise (CIFAR-100), noise
-ratio 1e-6; every SAM method uses the same rho (and rho schedule) as Focal-SAM.
+ratio 1e-6; every SAM method uses the same rho (and rho schedule) as Focal-SAM.  Focal-SAM gets
+the loss as ``criterion=`` (its fused loss path): its closure returns logits only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import LongTailedData
+from ..losses.base import LogitAdjustedLoss
 from ..optim import CCSAM, SAM, FocalSAM, ImbSAM, StepOutput
 from .config import TrainConfig
 
@@ -63,7 +65,7 @@ def ccsam_beta(cfg: TrainConfig, data: LongTailedData) -> float:
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
-                    criterion: nn.Module) -> torch.optim.Optimizer:
+                    criterion: LogitAdjustedLoss) -> torch.optim.Optimizer:
     """The optimizer of ``cfg.method`` over the trainable parameters of ``model``
     (SGD momentum/coupled weight decay as the base optimizer of every SAM method)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -82,7 +84,10 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
         return CCSAM(params, head=model.head, class_counts=counts, noise_ratio=cfg.noise_ratio,
                      beta=ccsam_beta(cfg, data), criterion=criterion, **common)
     if cfg.method == "focalsam":
-        return FocalSAM(params, class_counts=counts, gamma=cfg.gamma, lam=cfg.lam, **common)
+        # criterion=: the closure returns logits and the fused loss kernel gives the per-sample
+        # losses and both weighted logit gradients in one pass (no autograd loss graph)
+        return FocalSAM(params, class_counts=counts, gamma=cfg.gamma, lam=cfg.lam, criterion=criterion,
+                        **common)
     raise ValueError(f"unknown method {cfg.method!r}")
 
 
