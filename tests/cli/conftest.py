@@ -33,7 +33,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
-
-
-# The digits default, shortened: 10 steps per epoch (304 images, batch 32).
-FAST = ("--no-progress",)
