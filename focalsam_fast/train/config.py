@@ -125,11 +125,6 @@ def _build_presets() -> dict[str, Preset]:
 PRESETS: dict[str, Preset] = _build_presets()
 
 
-def preset_names() -> list[str]:
-    """Names of the presets, in listing order."""
-    return list(PRESETS)
-
-
 def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None,
                    base: TrainConfig | None = None) -> TrainConfig:
     """``base`` (default: the dataclass defaults), then the preset's values, then ``overrides``
