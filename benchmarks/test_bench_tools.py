@@ -1,0 +1,70 @@
+"""Tests of the benchmark tooling: ``gpu_check.sh`` without a GPU and ``render_table.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import render_table
+from benchmarks.common import REPO
+
+SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
+
+
+def test_gpu_check_without_gpu_says_so_and_exits_0(tmp_path: Path) -> None:
+    """With no visible GPU the script builds nothing, prints 'no GPU' and exits 0."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    out = tmp_path / "gpu"
+    proc = subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "no GPU" in proc.stdout
+    assert "no GPU" in (out / "summary.txt").read_text()
+    assert not list(out.glob("*.json"))
+
+
+def test_gpu_check_needs_a_directory() -> None:
+    proc = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "usage" in proc.stderr
+
+
+def _bench(median: float, **info: object) -> dict:
+    env = {"device": "cpu", "device_name": "Test CPU (2 cores)", "python": "3", "torch": "t", "triton": "x",
+           "cuda": "None", "commit": "abc", "num_threads": 2, "load_avg_1m": 1.0,
+           "available_impls": ["reference", "cpp"]}
+    return {"name": "b", "stats": {"median": median}, "extra_info": {**env, **info}}
+
+
+def test_render_table_shapes_and_targets(tmp_path: Path) -> None:
+    """Per-epoch = median x steps; ratios to reference SAM; launch and optimizer targets."""
+    settings = {"resnet32-cifar10lt": 10, "resnet32-cifar100lt": 100}
+    benches = []
+    for key, classes in settings.items():
+        cc = 0.25 + classes / 1e3
+        for method, variant, median in (("sam", "reference", 0.5), ("focalsam", "reference", 0.6),
+                                        ("focalsam", "fast", 0.55), ("ccsam", "reference", cc)):
+            benches.append(_bench(median, kind="step", setting=key, setting_title=key, method=method,
+                                  variant=variant, impl="cpp", channels_last=variant == "fast", size="cpu",
+                                  batch=64, image_size=32, steps_per_epoch=100, num_classes=classes))
+    for method, variant, ops in (("sam", "reference", 1000), ("focalsam", "fast", 650)):
+        benches.append(_bench(0.1, kind="launches", setting_title="R32", batch=64, method=method,
+                              variant=variant, impl="cpp", aten_ops=ops, compute_ops=ops // 2))
+    for impl, median in (("reference", 0.3), ("foreach", 0.2), ("cpp", 0.09)):
+        benches.append(_bench(median, kind="optimizer", param_set="resnet50", impl=impl, tensors=161,
+                              params=25_557_032))
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    out = tmp_path / "t.md"
+    assert render_table.main([str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "| SAM (reference) | 50 s (1.00x) | 50 s (1.00x) |" in text
+    assert "| Focal-SAM (focalsam_fast) | 55 s (1.10x) | 55 s (1.10x) |" in text
+    assert "1.10x reference SAM (target <= 1.33x: met)" in text
+    assert "10 -> 100 classes: 0.52x -> 0.70x (grows with classes: met)" in text
+    assert "= 0.65x reference SAM's 1,000 (target <= 0.7x: met)" in text
+    assert "cpp 3.33x faster than reference (target >= 3x: met)" in text
+    assert "cpp 2.22x faster than foreach (target >= 1.5x: met)" in text
