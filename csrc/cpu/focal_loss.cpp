@@ -3,6 +3,7 @@
 // give the logsumexp in a fixed (serial) order, then one more sweep writes both gradients.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -33,7 +34,10 @@ void focal_loss(DType dtype, const FocalLossArgs& a, int num_threads) {
     auto* grad_a = reinterpret_cast<T*>(a.grad_a);
     auto* grad_b = reinterpret_cast<T*>(a.grad_b);
     const A batch = static_cast<A>(a.rows);
-#pragma omp parallel num_threads(num_threads)
+    // one thread per 2^18 logits at least (small batches stay on the calling thread)
+    const auto nt = static_cast<int>(
+        std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads, a.rows * a.cols / (std::int64_t{1} << 18))));
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
       std::vector<A> adj(static_cast<std::size_t>(a.cols));
 #pragma omp for schedule(static)

@@ -34,6 +34,17 @@ std::vector<Chunk> make_chunks(const NumelList& numels) {
   return chunks;
 }
 
+/// Threads for a pass over `chunks`: one per kMinElementsPerThread elements, at most `requested`.
+/// Small passes (e.g. a 0.5M-parameter model) stay on the calling thread: waking a second thread
+/// costs more than the pass, and much more on an oversubscribed machine.
+constexpr std::int64_t kMinElementsPerThread = std::int64_t{1} << 18;
+
+int threads_for(const std::vector<Chunk>& chunks, int requested) {
+  std::int64_t elements = 0;
+  for (const Chunk& c : chunks) elements += c.size;
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(requested, elements / kMinElementsPerThread)));
+}
+
 template <class T>
 T* at(const PtrList& ptrs, const Chunk& c) {
   return reinterpret_cast<T*>(ptrs[c.tensor]) + c.begin;
@@ -116,11 +127,12 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
              std::uintptr_t out, int num_threads) {
   const std::vector<Chunk> chunks = make_chunks(numels);
   const auto n_chunks = static_cast<std::int64_t>(chunks.size());
+  const int nt = threads_for(chunks, num_threads);
   std::vector<double> partial(chunks.size());
   const bool adaptive = !params.empty();
   dispatch_dtype(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-#pragma omp parallel for schedule(static) num_threads(num_threads)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (std::int64_t i = 0; i < n_chunks; ++i) {
       const Chunk& c = chunks[i];
       partial[i] = adaptive ? chunk_sq_sum<T, true>(at<const T>(grads, c), at<const T>(params, c), c.size)
@@ -137,12 +149,13 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
              const ScalarArg& inv_scale, bool adaptive, int num_threads) {
   const std::vector<Chunk> chunks = make_chunks(numels);
   const auto n_chunks = static_cast<std::int64_t>(chunks.size());
+  const int nt = threads_for(chunks, num_threads);
   dispatch_dtype(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using A = opmath_t<T>;
     const A s = perturb_scale<A>(device_scalar<A>(norm).get(), device_scalar<A>(rho).get(),
                                  device_scalar<A>(inv_scale).get());
-#pragma omp parallel for schedule(static) num_threads(num_threads)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (std::int64_t i = 0; i < n_chunks; ++i) {
       const Chunk& c = chunks[i];
       const T* p = at<const T>(params, c);
@@ -162,13 +175,14 @@ void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const Pt
               const SgdOptions& options, int num_threads) {
   const std::vector<Chunk> chunks = make_chunks(numels);
   const auto n_chunks = static_cast<std::int64_t>(chunks.size());
+  const int nt = threads_for(chunks, num_threads);
   const bool has_g2 = !grads2.empty();
   dispatch_dtype(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using A = opmath_t<T>;
     const SgdCoef<A> coef(options, lr);
     const A lr_value = coef.lr.get();
-#pragma omp parallel for schedule(static) num_threads(num_threads)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (std::int64_t i = 0; i < n_chunks; ++i) {
       const Chunk& c = chunks[i];
       sgd_chunk<T>(at<T>(params, c), at<const T>(grads, c), has_g2 ? at<const T>(grads2, c) : nullptr,
