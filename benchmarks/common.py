@@ -115,7 +115,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
 # (warm-up rounds, timed rounds) per size and model family
 ROUNDS: dict[str, dict[str, tuple[int, int]]] = {
     "smoke": {"resnet32": (0, 1), "resnet50": (0, 1), "clip": (0, 1)},
-    "cpu": {"resnet32": (2, 7), "resnet50": (1, 5), "clip": (1, 3)},
+    "cpu": {"resnet32": (2, 7), "resnet50": (1, 3), "clip": (1, 3)},
     "paper": {"resnet32": (3, 10), "resnet50": (2, 5), "clip": (2, 5)},
 }
 
