@@ -1,8 +1,6 @@
 // Row-wise focal-loss pass on the CPU (reference.focal_loss): one row per OpenMP work item.
 // Per row: adjusted logits z' = a*z + b - m*[j == y] are cached, max and sum of exp(z' - max)
 // give the logsumexp in a fixed (serial) order, then one more sweep writes both gradients.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -5,8 +5,6 @@
 // Included once per instruction set by multi_tensor_<isa>.cpp with FOCALSAM_ISA naming the
 // namespace (the AVX2+FMA build inlines the fused multiply-adds that ATen uses); multi_tensor.cpp
 // picks one at run time.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 

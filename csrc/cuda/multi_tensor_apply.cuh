@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "../common/dtypes.h"
 
 namespace focalsam::cuda {
 

@@ -45,6 +45,12 @@ def test_explicit_unavailable_impl_raises_clear_error() -> None:
         resolve("cpp", "meta")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_explicit_cuda_impl_without_gpu_names_the_reason() -> None:
+    with pytest.raises(ImplUnavailableError, match=r"impl='cuda' is not available on device cuda: "):
+        resolve("cuda", "cuda")
+
+
 # ---- sq_norm ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
