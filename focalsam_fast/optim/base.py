@@ -257,9 +257,7 @@ class SAMBase(Optimizer):
             grad_scaler.update()
         elif not all(self._fused_sgd(i, g) for i, g in enumerate(self.param_groups)):
             self.base_optimizer.step()
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state.get(p, {}).pop("stash", None)
+        self._drop_stashes()
         self.zero_grad()
 
     def _sgd_group(self, i: int, group: dict[str, Any], ps: list[Tensor]) -> None:
@@ -320,12 +318,15 @@ class SAMBase(Optimizer):
         self.zero_grad()
         return 1.0 / self._scaler.get_scale() if self._amp else 1.0
 
-    def _abort(self) -> None:
-        """Undo a half-done step: weights back to w, stashes and gradients dropped."""
-        self.restore()
+    def _drop_stashes(self) -> None:
         for group in self.param_groups:
             for p in group["params"]:
                 self.state.get(p, {}).pop("stash", None)
+
+    def _abort(self) -> None:
+        """Undo a half-done step: weights back to w, stashes and gradients dropped."""
+        self.restore()
+        self._drop_stashes()
         self.zero_grad()
 
     def _sam_tail(self, second_pass: Callable[[], StepOutput], inv_scale: float | Tensor,

@@ -158,8 +158,9 @@ class CCSAM(ClassWeightedSAM):
         classes = torch.unique(targets).tolist()
         idx = {c: (targets == c).nonzero().flatten().to(logits.device) for c in classes}
         class_grads = {
-            c: torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True,
-                                   allow_unused=True)
+            c: [torch.zeros_like(p) if g is None else g for g, p in zip(
+                torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True,
+                                    allow_unused=True), params)]
             for c in classes
         }
         counts = self.class_counts.tolist()
@@ -167,9 +168,8 @@ class CCSAM(ClassWeightedSAM):
         if self.mode == "head":
             pert = []
             for c in classes:
-                grads = [torch.zeros_like(p) if g is None else g for g, p in zip(class_grads[c], params)]
                 with torch.no_grad():
-                    eps = self.class_perturbation(grads, params, counts[c])
+                    eps = self.class_perturbation(class_grads[c], params, counts[c])
                 moved = {n: p + e for n, p, e in zip(names, params, eps)}
                 out = functional_call(self.head, moved, (feats[idx[c]],))
                 pert.append(self._losses(out, targets[idx[c]]))
@@ -177,9 +177,8 @@ class CCSAM(ClassWeightedSAM):
         else:
             self._backward(clean)
             for c in classes:
-                grads = [torch.zeros_like(p) if g is None else g for g, p in zip(class_grads[c], params)]
                 with torch.no_grad():
-                    eps = self.class_perturbation(grads, params, counts[c])
+                    eps = self.class_perturbation(class_grads[c], params, counts[c])
                     saved = [p.data for p in params]
                     for p, e in zip(params, eps):
                         p.data = p.data + e
