@@ -67,7 +67,7 @@ struct SgdCoef {
 
 /// One element of reference.sgd_step: g already combined (g1 + g2).  Updates p and buf in place.
 /// Every ``add(..., alpha=)`` of the reference is one add_alpha; separate ops round separately.
-/// (The CPU pass runs these same steps tile-wise for vectorisation: multi_tensor_impl.h sgd_chunk.)
+/// (The CPU pass runs these same steps with the options fixed at compile time: multi_tensor_impl.h sgd_chunk.)
 template <class A>
 FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
   if (c.maximize) g = -g;

@@ -97,4 +97,8 @@ PYBIND11_MODULE(_C_cpu, m) {
         py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
         py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("num_threads"),
         "row-wise losses and the two weighted logit gradients (weight may be 0)");
+  m.def("available_isas", &cpu::available_isas, "instruction sets of the passes this CPU can run");
+  m.def("isa", &cpu::current_isa, "instruction set the passes run with");
+  m.def("set_isa", &cpu::set_isa, py::arg("name"), "run the passes with `name` (one of available_isas())");
+  m.attr("stream_min_elements") = cpu::kStreamMinElements;
 }

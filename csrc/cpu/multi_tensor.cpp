@@ -1,4 +1,8 @@
 // Run-time choice of the instruction set for the multi-tensor passes (see multi_tensor_impl.h).
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+
 #include "ops.h"
 
 namespace focalsam::cpu {
@@ -18,15 +22,40 @@ FOCALSAM_DECLARE_ISA(isa_avx2)
 #endif
 
 namespace {
-bool use_avx2() {
+bool cpu_has_avx2() {
 #if defined(FOCALSAM_HAVE_AVX2)
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;
 #endif
 }
+
+/// The instruction set the passes run with: the best one the CPU has, until set_isa changes it.
+std::atomic<bool>& avx2_selected() {
+  static std::atomic<bool> selected{cpu_has_avx2()};
+  return selected;
+}
+
+[[maybe_unused]] bool use_avx2() { return avx2_selected().load(std::memory_order_relaxed); }
 }  // namespace
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> names{"default"};
+  if (cpu_has_avx2()) names.emplace_back("avx2");
+  return names;
+}
+
+std::string current_isa() { return use_avx2() ? "avx2" : "default"; }
+
+void set_isa(const std::string& name) {
+  const std::vector<std::string> names = available_isas();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    std::string valid;
+    for (const std::string& n : names) valid += (valid.empty() ? "'" : ", '") + n + "'";
+    throw std::invalid_argument("set_isa: '" + name + "' is not available on this CPU/build; valid: " + valid);
+  }
+  avx2_selected().store(name == "avx2", std::memory_order_relaxed);
+}
 
 #if defined(FOCALSAM_HAVE_AVX2)
 #define FOCALSAM_CALL(fn, ...) (use_avx2() ? isa_avx2::fn(__VA_ARGS__) : isa_default::fn(__VA_ARGS__))

@@ -7,6 +7,11 @@
 // picks one at run time.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "ops.h"
 
@@ -37,10 +42,15 @@ std::vector<Chunk> make_chunks(const NumelList& numels) {
 /// costs more than the pass, and much more on an oversubscribed machine.
 constexpr std::int64_t kMinElementsPerThread = std::int64_t{1} << 18;
 
-int threads_for(const std::vector<Chunk>& chunks, int requested) {
+std::int64_t total_elements(const std::vector<Chunk>& chunks) {
   std::int64_t elements = 0;
   for (const Chunk& c : chunks) elements += c.size;
-  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(requested, elements / kMinElementsPerThread)));
+  return elements;
+}
+
+int threads_for(const std::vector<Chunk>& chunks, int requested) {
+  return static_cast<int>(
+      std::max<std::int64_t>(1, std::min<std::int64_t>(requested, total_elements(chunks) / kMinElementsPerThread)));
 }
 
 template <class T>
@@ -49,73 +59,110 @@ T* at(const PtrList& ptrs, const Chunk& c) {
 }
 
 // Sum of squares of one chunk.  Tiles of kTile elements are summed in kLanes independent opmath
-// accumulators (vectorisable, and each lane adds only kTile / kLanes terms); tile sums are
-// accumulated in double.
+// accumulators (eight 256-bit registers: the loop runs at memory speed, and each lane adds only
+// kTile / kLanes terms); tile sums are accumulated in double.
 constexpr std::int64_t kTile = 1024;
-constexpr int kLanes = 16;
 
 template <class T, bool kAdaptive>
 double chunk_sq_sum(const T* __restrict g, const T* __restrict p, std::int64_t n) {
   using A = opmath_t<T>;
+  constexpr std::int64_t kLanes = 256 / sizeof(A);
+  const auto term = [&](std::int64_t i) {
+    A v = load(g[i]);
+    if constexpr (kAdaptive) v = std::abs(load(p[i])) * v;
+    return v * v;
+  };
   double total = 0.0;
   for (std::int64_t t0 = 0; t0 < n; t0 += kTile) {
     const std::int64_t m = std::min(kTile, n - t0);
-    A v[kTile];
-    for (std::int64_t i = 0; i < m; ++i) {
-      v[i] = load(g[t0 + i]);
-      if constexpr (kAdaptive) v[i] = std::abs(load(p[t0 + i])) * v[i];
-    }
-    for (std::int64_t i = m; i < kTile; ++i) v[i] = A(0);
+    const std::int64_t full = m - m % kLanes;
     A lane[kLanes] = {};
-    for (std::int64_t i = 0; i < kTile; i += kLanes) {
-      for (int l = 0; l < kLanes; ++l) lane[l] += v[i + l] * v[i + l];
+    for (std::int64_t i = 0; i < full; i += kLanes) {
+      for (std::int64_t l = 0; l < kLanes; ++l) lane[l] += term(t0 + i + l);
     }
-    for (int w = kLanes / 2; w > 0; w /= 2) {
-      for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
+    for (std::int64_t i = full; i < m; ++i) lane[i - full] += term(t0 + i);
+    for (std::int64_t w = kLanes / 2; w > 0; w /= 2) {
+      for (std::int64_t l = 0; l < w; ++l) lane[l] += lane[l + w];
     }
     total += static_cast<double>(lane[0]);
   }
   return total;
 }
 
-// One chunk of sgd_step, staged: the operations of sgd_element (formulas.h) in the same order,
-// each as a branch-free loop over a tile held in L1, so the compiler vectorises them.
-template <class T>
+template <class T, bool kAdaptive>
+void perturb_chunk(const T* p, const T* g, T* o, std::int64_t n, opmath_t<T> s) {
+  for (std::int64_t j = 0; j < n; ++j) o[j] = store<T>(perturb_element(load(p[j]), load(g[j]), s, kAdaptive));
+}
+
+#if defined(__AVX2__)
+// perturb_chunk for fp32 with streaming stores; the same two (adaptive: three) roundings per
+// element: e = g * s, e = (p * p) * e, out = p + e.  `o` must not alias `p` or `g`.
+template <bool kAdaptive>
+void perturb_chunk_stream(const float* __restrict p, const float* __restrict g, float* __restrict o,
+                          std::int64_t n, float s) {
+  std::int64_t j = 0;
+  while (j < n && reinterpret_cast<std::uintptr_t>(o + j) % 32 != 0) ++j;
+  perturb_chunk<float, kAdaptive>(p, g, o, j, s);
+  const __m256 vs = _mm256_set1_ps(s);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 pv = _mm256_loadu_ps(p + j);
+    __m256 e = _mm256_mul_ps(_mm256_loadu_ps(g + j), vs);
+    if constexpr (kAdaptive) e = _mm256_mul_ps(_mm256_mul_ps(pv, pv), e);
+    _mm256_stream_ps(o + j, _mm256_add_ps(pv, e));
+  }
+  perturb_chunk<float, kAdaptive>(p + j, g + j, o + j, n - j, s);
+  _mm_sfence();  // order the streamed lines before the stores that end the parallel region
+}
+#endif
+
+// Momentum handling of one sgd_step call (fixed per call, a template argument of sgd_chunk).
+enum MomentumMode : int { kNoMomentum = 0, kFirstStep = 1, kMomentumStep = 2 };
+
+// One chunk of sgd_step in a single vectorised loop (4 streams in, 2 out): the operations of
+// sgd_element (formulas.h) in the same order, with every option that changes which operations run
+// fixed at compile time.  `maximize` multiplies by -1 (exact); the two forms of lr are a
+// loop-invariant select.
+template <class T, int kMomentum, bool kNesterov, bool kWeightDecay, bool kHasG2>
 void sgd_chunk(T* __restrict p, const T* __restrict g1, const T* __restrict g2, T* __restrict buf,
                std::int64_t n, const SgdCoef<opmath_t<T>>& c, opmath_t<T> lr) {
   using A = opmath_t<T>;
-  A g[kTile], pv[kTile], bv[kTile];
-  for (std::int64_t t0 = 0; t0 < n; t0 += kTile) {
-    const std::int64_t m = std::min(kTile, n - t0);
-    for (std::int64_t i = 0; i < m; ++i) g[i] = load(g1[t0 + i]);
-    if (g2 != nullptr) {  // reference: grads[i] + grads2[i] is rounded to the tensor dtype
-      for (std::int64_t i = 0; i < m; ++i) g[i] = load(store<T>(g[i] + load(g2[t0 + i])));
+  const A sign = c.maximize ? A(-1) : A(1);
+  const A momentum = c.momentum, one_minus_dampening = c.one_minus_dampening, weight_decay = c.weight_decay;
+  const bool lr_tensor = c.lr.ptr != nullptr;
+  for (std::int64_t i = 0; i < n; ++i) {
+    A g = load(g1[i]);
+    if constexpr (kHasG2) g = load(store<T>(g + load(g2[i])));  // reference: g1 + g2 in the tensor dtype
+    g = g * sign;
+    const A pv = load(p[i]);
+    if constexpr (kWeightDecay) g = add_alpha(g, pv, weight_decay);
+    if constexpr (kMomentum != kNoMomentum) {
+      A b = g;
+      if constexpr (kMomentum == kMomentumStep) b = add_alpha(load(buf[i]) * momentum, g, one_minus_dampening);
+      buf[i] = store<T>(b);
+      g = kNesterov ? add_alpha(g, b, momentum) : b;
     }
-    if (c.maximize) {
-      for (std::int64_t i = 0; i < m; ++i) g[i] = -g[i];
-    }
-    for (std::int64_t i = 0; i < m; ++i) pv[i] = load(p[t0 + i]);
-    if (c.weight_decay_nonzero) {
-      for (std::int64_t i = 0; i < m; ++i) g[i] = add_alpha(g[i], pv[i], c.weight_decay);
-    }
-    if (c.use_momentum) {
-      if (c.first_step) {
-        for (std::int64_t i = 0; i < m; ++i) bv[i] = g[i];
-      } else {
-        for (std::int64_t i = 0; i < m; ++i) bv[i] = add_alpha(load(buf[t0 + i]) * c.momentum, g[i], c.one_minus_dampening);
-      }
-      for (std::int64_t i = 0; i < m; ++i) buf[t0 + i] = store<T>(bv[i]);
-      if (c.nesterov) {
-        for (std::int64_t i = 0; i < m; ++i) g[i] = add_alpha(g[i], bv[i], c.momentum);
-      } else {
-        for (std::int64_t i = 0; i < m; ++i) g[i] = bv[i];
-      }
-    }
-    if (c.lr.ptr != nullptr) {  // p.sub_(g * lr)
-      for (std::int64_t i = 0; i < m; ++i) p[t0 + i] = store<T>(pv[i] - g[i] * lr);
-    } else {  // p.add_(g, alpha=-lr); lr_value already holds -lr
-      for (std::int64_t i = 0; i < m; ++i) p[t0 + i] = store<T>(add_alpha(pv[i], g[i], lr));
-    }
+    // p.sub_(g * lr) (lr tensor) or p.add_(g, alpha=-lr) (lr float; `lr` then holds -lr)
+    p[i] = store<T>(lr_tensor ? pv - g * lr : add_alpha(pv, g, lr));
+  }
+}
+
+/// Calls ``f(std::true_type{})`` or ``f(std::false_type{})``.
+template <class F>
+void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+/// Calls ``f(std::integral_constant<int, mode>{})``.
+template <class F>
+void with_momentum_mode(int mode, F&& f) {
+  switch (mode) {
+    case kNoMomentum: f(std::integral_constant<int, kNoMomentum>{}); break;
+    case kFirstStep: f(std::integral_constant<int, kFirstStep>{}); break;
+    default: f(std::integral_constant<int, kMomentumStep>{}); break;
   }
 }
 
@@ -153,17 +200,22 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
     using A = opmath_t<T>;
     const A s = perturb_scale<A>(device_scalar<A>(norm).get(), device_scalar<A>(rho).get(),
                                  device_scalar<A>(inv_scale).get());
+    [[maybe_unused]] const bool stream = total_elements(chunks) >= kStreamMinElements;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (std::int64_t i = 0; i < n_chunks; ++i) {
       const Chunk& c = chunks[i];
       const T* p = at<const T>(params, c);
       const T* g = at<const T>(grads, c);
       T* o = at<T>(outs, c);  // may alias p (in-place perturbation): read-then-write per element
-      if (adaptive) {
-        for (std::int64_t j = 0; j < c.size; ++j) o[j] = store<T>(perturb_element<A>(load(p[j]), load(g[j]), s, true));
-      } else {
-        for (std::int64_t j = 0; j < c.size; ++j) o[j] = store<T>(perturb_element<A>(load(p[j]), load(g[j]), s, false));
+#if defined(__AVX2__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (stream && o != p) {
+          adaptive ? perturb_chunk_stream<true>(p, g, o, c.size, s) : perturb_chunk_stream<false>(p, g, o, c.size, s);
+          continue;
+        }
       }
+#endif
+      adaptive ? perturb_chunk<T, true>(p, g, o, c.size, s) : perturb_chunk<T, false>(p, g, o, c.size, s);
     }
   });
 }
@@ -180,12 +232,22 @@ void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const Pt
     using A = opmath_t<T>;
     const SgdCoef<A> coef(options, lr);
     const A lr_value = coef.lr.get();
+    const int mode = !coef.use_momentum ? kNoMomentum : coef.first_step ? kFirstStep : kMomentumStep;
+    with_momentum_mode(mode, [&](auto momentum) {
+      with_flag(mode != kNoMomentum && coef.nesterov, [&](auto nesterov) {
+        with_flag(coef.weight_decay_nonzero, [&](auto weight_decay) {
+          with_flag(has_g2, [&](auto g2) {
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (std::int64_t i = 0; i < n_chunks; ++i) {
-      const Chunk& c = chunks[i];
-      sgd_chunk<T>(at<T>(params, c), at<const T>(grads, c), has_g2 ? at<const T>(grads2, c) : nullptr,
-                   coef.use_momentum ? at<T>(momentum_buffers, c) : nullptr, c.size, coef, lr_value);
-    }
+            for (std::int64_t i = 0; i < n_chunks; ++i) {
+              const Chunk& c = chunks[i];
+              sgd_chunk<T, momentum.value, nesterov.value, weight_decay.value, g2.value>(
+                  at<T>(params, c), at<const T>(grads, c), g2.value ? at<const T>(grads2, c) : nullptr,
+                  momentum.value != kNoMomentum ? at<T>(momentum_buffers, c) : nullptr, c.size, coef, lr_value);
+            }
+          });
+        });
+      });
+    });
   });
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../common/dtypes.h"
@@ -15,6 +16,20 @@ using NumelList = std::vector<std::int64_t>;
 
 /// Elements per work item; the reduction order (and so the bits of sq_norm) depends only on it.
 constexpr std::int64_t kChunkSize = 65536;
+
+/// Passes writing at least this many elements to a separate output use non-temporal stores where
+/// the instruction set has them (perturb, fp32): the output would not stay in the caches anyway,
+/// and streaming it saves the read-for-ownership of every line (16 -> 12 bytes per element).
+/// Smaller passes (ResNet-32: 0.47M) keep normal stores, so the next forward pass finds the
+/// perturbed weights in cache.
+constexpr std::int64_t kStreamMinElements = std::int64_t{1} << 23;
+
+/// Instruction sets the passes are compiled for and this CPU runs ("default", then "avx2").
+std::vector<std::string> available_isas();
+/// The instruction set in use (the best available until set_isa).
+std::string current_isa();
+/// Runs the passes with `name` (one of available_isas(); std::invalid_argument otherwise).
+void set_isa(const std::string& name);
 
 /// out (0-dim, opmath dtype) = sum_t ||(|p_t| if params) * g_t||^2.  `params` empty: plain norm.
 void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,

@@ -11,11 +11,26 @@ from focalsam_fast.kernels import ImplUnavailableError, get_ops, reference, reso
 from focalsam_fast.testing import FP32_ATOL, FP32_ELEM_RTOL, FP32_LOSS_RTOL, FP64_ATOL, FP64_RTOL, tolerances
 
 cpp = pytest.importorskip("focalsam_fast.kernels.cpp", reason="focalsam_fast._C_cpu is not built")
+native = cpp.load("cpu")
 
 # odd sizes, an empty tensor, several 65,536-element chunks, a partial last chunk
 SIZES = (1, 7, 0, 65_537, 3 * 65_536 + 5, 1_000, (3, 5, 2, 2))
 SGD_SIZES = (1, 7, 0, 65_539, (3, 5, 2, 2))  # the option matrix is large: fewer, smaller tensors
 DTYPES = (torch.float32, torch.float64)
+
+
+@pytest.fixture(autouse=True, params=native.available_isas())
+def isa(request: pytest.FixtureRequest) -> str:
+    """Every test runs once per instruction set this CPU has (the plain build and AVX2 + FMA)."""
+    before = native.isa()
+    native.set_isa(request.param)
+    yield request.param
+    native.set_isa(before)
+
+
+def test_set_isa_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match=r"'sse9' is not available.*valid: 'default'"):
+        native.set_isa("sse9")
 
 
 def _rand(sizes=SIZES, dtype=torch.float32) -> list[torch.Tensor]:
@@ -124,6 +139,20 @@ def test_perturb_in_place_and_zero_norm(seed: int) -> None:
     reference.perturb(params, grads, expected, 0.0, 0.1)
     cpp.perturb(params, grads, params, 0.0, 0.1)  # out aliases params
     torch.testing.assert_close(params, expected, **_elem_tol(torch.float32))
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_perturb_large_pass_matches_reference(seed: int, adaptive: bool, in_place: bool) -> None:
+    """A pass of at least ``stream_min_elements`` (non-temporal stores on AVX2) into an output that
+    starts off the 32-byte boundary (scalar head, vector body, scalar tail); in place: normal stores."""
+    sizes = (native.stream_min_elements + 13, 5)
+    params, grads = _rand(sizes), _rand(sizes)
+    expected = [torch.empty_like(p) for p in params]
+    reference.perturb(params, grads, expected, 3.0, 0.05, adaptive=adaptive)
+    out = params if in_place else [torch.full((p.numel() + 1,), float("nan"))[1:] for p in params]
+    cpp.perturb(params, grads, out, 3.0, 0.05, adaptive=adaptive)
+    torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
 
 
 def test_perturb_empty_list_is_a_no_op() -> None:
