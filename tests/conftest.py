@@ -28,9 +28,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def seed() -> int:
-    """A fresh seed per test run (printed on failure), so inputs are random but reproducible."""
+    """A fresh seed for every test (printed under "Captured stdout setup" when it fails), so inputs
+    are random in each run but a failure can be replayed with ``torch.manual_seed``."""
     s = int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(s)
+    print(f"torch.manual_seed({s})")
     return s

@@ -8,7 +8,8 @@ index and the current stream).  This module
 * validates tensors (dtype, device, shape, layout) and turns them into pointers,
 * registers one ``torch.library.custom_op`` per pass, with a fake (meta) kernel, so that
   ``torch.compile(fullgraph=True)`` traces callers and ``torch.library.opcheck`` passes,
-* exposes the passes with the signatures of :mod:`focalsam_fast.kernels.reference`.
+* exposes the passes with the signatures of :mod:`focalsam_fast.kernels.reference` (eager
+  no-grad calls skip the op dispatch, see :func:`_eager`).
 
 Each op dispatches on the device of its first tensor: CPU tensors run ``_C_cpu`` with
 ``torch.get_num_threads()`` OpenMP threads, CUDA tensors run ``_C_cuda`` on
@@ -152,8 +153,7 @@ def _scalar(x: Tensor | None, value: float, dtype: torch.dtype, device: torch.de
 # ---------------------------------------------------------------------------------------------
 # custom ops
 
-@torch.library.custom_op("focalsam::sq_norm", mutates_args=())
-def sq_norm_op(grads: list[Tensor], params: list[Tensor]) -> Tensor:
+def _sq_norm(grads: list[Tensor], params: list[Tensor]) -> Tensor:
     r""":math:`\sum_t \lVert a_t \odot g_t \rVert^2`, ``a_t = |p_t|`` (``params`` non-empty) or 1."""
     dtype, device = grads[0].dtype, grads[0].device
     code = _dtype_code(dtype, "grads[0]")
@@ -171,13 +171,15 @@ def sq_norm_op(grads: list[Tensor], params: list[Tensor]) -> Tensor:
     return out
 
 
+sq_norm_op = torch.library.custom_op("focalsam::sq_norm", _sq_norm, mutates_args=())
+
+
 @sq_norm_op.register_fake
 def _(grads: list[Tensor], params: list[Tensor]) -> Tensor:
     return grads[0].new_empty((), dtype=acc_dtype(grads[0].dtype))
 
 
-@torch.library.custom_op("focalsam::perturb", mutates_args=("out",))
-def perturb_op(
+def _perturb(
     params: list[Tensor],
     grads: list[Tensor],
     out: list[Tensor],
@@ -205,8 +207,10 @@ def perturb_op(
                 *[v for s in scalars for v in s[:2]], adaptive, **launch)
 
 
-@torch.library.custom_op("focalsam::sgd_step", mutates_args=("params", "momentum_buffers"))
-def sgd_step_op(
+perturb_op = torch.library.custom_op("focalsam::perturb", _perturb, mutates_args=("out",))
+
+
+def _sgd_step(
     params: list[Tensor],
     grads: list[Tensor],
     grads2: list[Tensor],
@@ -222,7 +226,7 @@ def sgd_step_op(
 ) -> None:
     """``g = g1 + g2`` (``grads2`` empty: ``g1``) and one ``torch.optim.SGD`` update, in place.
 
-    ``momentum_buffers`` is only used (and may be empty) when ``momentum == 0``."""
+    ``momentum_buffers`` is ignored (and may be empty) when ``momentum == 0``."""
     dtype, device = params[0].dtype, params[0].device
     code = _dtype_code(dtype, "params[0]")
     ps = _prepare("params", params, dtype, device, mutated=True)
@@ -236,8 +240,11 @@ def sgd_step_op(
                  lr_arg[1], momentum, dampening, weight_decay, nesterov, maximize, first_step, **launch)
 
 
-@torch.library.custom_op("focalsam::focal_loss", mutates_args=())
-def focal_loss_op(
+sgd_step_op = torch.library.custom_op("focalsam::sgd_step", _sgd_step,
+                                      mutates_args=("params", "momentum_buffers"))
+
+
+def _focal_loss(
     logits: Tensor,
     targets: Tensor,
     coeff: Tensor,
@@ -278,6 +285,9 @@ def focal_loss_op(
     return losses, grad_a, grad_b
 
 
+focal_loss_op = torch.library.custom_op("focalsam::focal_loss", _focal_loss, mutates_args=())
+
+
 @focal_loss_op.register_fake
 def _(logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tensor, margin: Tensor,
       weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -288,6 +298,14 @@ def _(logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tenso
 # ---------------------------------------------------------------------------------------------
 # public functions (the signatures of reference.py)
 
+def _eager() -> bool:
+    """True in eager code under ``torch.no_grad()`` (the optimizers' case): the public functions
+    then call the implementations directly and bump the version counters of mutated tensors in
+    one call, which saves the custom-op dispatch (about 0.2-0.6 ms per pass on 161 tensors).
+    Traced code and grad mode go through the ``focalsam::`` ops."""
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
 def _split(x: float | Tensor) -> tuple[Tensor | None, float]:
     return (x, 0.0) if isinstance(x, Tensor) else (None, float(x))
 
@@ -296,7 +314,7 @@ def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> 
     r""":math:`\sum_t \lVert a_t \odot g_t \rVert_2^2` in one deterministic pass (see reference)."""
     if not grads:
         raise ValueError("sq_norm needs at least one gradient tensor")
-    return sq_norm_op(list(grads), [] if params is None else list(params))
+    return (_sq_norm if _eager() else sq_norm_op)(list(grads), [] if params is None else list(params))
 
 
 def perturb(
@@ -311,8 +329,12 @@ def perturb(
     """``out = p + s * (p^2 if adaptive) * g`` in one pass, see :func:`reference.perturb`."""
     if not params:
         return
-    perturb_op(list(params), list(grads), list(out), *_split(norm), *_split(rho), *_split(inv_scale),
-               adaptive)
+    args = (list(params), list(grads), list(out), *_split(norm), *_split(rho), *_split(inv_scale), adaptive)
+    if _eager():
+        _perturb(*args)
+        torch.autograd.graph.increment_version(args[2])
+    else:
+        perturb_op(*args)
 
 
 def sgd_step(
@@ -332,9 +354,14 @@ def sgd_step(
     """Gradient combine + ``torch.optim.SGD`` update in one pass, see :func:`reference.sgd_step`."""
     if not params:
         return
-    sgd_step_op(list(params), list(grads), [] if grads2 is None else list(grads2),
-                list(momentum_buffers) if momentum != 0 else [], *_split(lr), float(momentum),
-                float(dampening), float(weight_decay), nesterov, maximize, first_step)
+    args = (list(params), list(grads), [] if grads2 is None else list(grads2),
+            list(momentum_buffers) if momentum != 0 else [], *_split(lr), float(momentum),
+            float(dampening), float(weight_decay), nesterov, maximize, first_step)
+    if _eager():
+        _sgd_step(*args)
+        torch.autograd.graph.increment_version(args[0] + args[3])
+    else:
+        sgd_step_op(*args)
 
 
 def focal_loss(
@@ -347,4 +374,4 @@ def focal_loss(
     weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass (:func:`reference.focal_loss`)."""
-    return focal_loss_op(logits, targets, coeff, scale, bias, margin, weight)
+    return (_focal_loss if _eager() else focal_loss_op)(logits, targets, coeff, scale, bias, margin, weight)

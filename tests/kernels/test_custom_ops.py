@@ -63,7 +63,8 @@ def _step(params: list[torch.Tensor], grads: list[torch.Tensor], grads2: list[to
 
 
 @pytest.mark.parametrize("backend", ["eager", "aot_eager"])
-def test_compile_fullgraph_traces_the_ops(seed: int, backend: str) -> None:
+@pytest.mark.parametrize("grad_mode", [True, False])
+def test_compile_fullgraph_traces_the_ops(seed: int, backend: str, grad_mode: bool) -> None:
     torch._dynamo.reset()
     params, grads, grads2, bufs = _rand(), _rand(), _rand(), _rand()
     out = [torch.empty_like(p) for p in params]
@@ -71,12 +72,36 @@ def test_compile_fullgraph_traces_the_ops(seed: int, backend: str) -> None:
     ref_p, ref_b, ref_out = [p.clone() for p in params], [b.clone() for b in bufs], [torch.empty_like(p)
                                                                                      for p in params]
     compiled = torch.compile(_step, fullgraph=True, backend=backend)
-    norm = compiled(params, grads, grads2, bufs, out, rho, lr, cpp)
+    with torch.set_grad_enabled(grad_mode):
+        norm = compiled(params, grads, grads2, bufs, out, rho, lr, cpp)
     ref_norm = _step(ref_p, grads, grads2, ref_b, ref_out, rho, lr, reference)
     torch.testing.assert_close(norm, ref_norm, **tolerances(torch.float32))
     torch.testing.assert_close(out, ref_out, rtol=2e-6, atol=FP32_ATOL)  # scale from a reduced norm
     torch.testing.assert_close(params, ref_p, rtol=FP32_ELEM_RTOL, atol=FP32_ATOL)
     torch.testing.assert_close(bufs, ref_b, rtol=FP32_ELEM_RTOL, atol=FP32_ATOL)
+
+
+def test_eager_no_grad_calls_bump_the_versions_of_mutated_tensors(seed: int) -> None:
+    """Eager no-grad calls skip the op dispatch; autograd must still see the in-place updates."""
+    params, grads, grads2, bufs = _rand(), _rand(), _rand(), _rand()
+    out = [torch.empty_like(p) for p in params]
+    before = {name: [t._version for t in ts] for name, ts in
+              (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))}
+    with torch.no_grad():
+        _step(params, grads, grads2, bufs, out, torch.tensor(0.05), torch.tensor(0.1), cpp)
+    after = {name: [t._version for t in ts] for name, ts in
+             (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))}
+    for name in ("params", "bufs", "out"):
+        assert all(a > b for a, b in zip(after[name], before[name])), name
+    assert after["grads"] == before["grads"]
+
+    w = torch.randn(7, requires_grad=True)
+    y = (w * w).sum()  # saves w for the backward pass
+    with torch.no_grad():
+        cpp.sgd_step([w], [torch.randn(7)], None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                     nesterov=False, maximize=False, first_step=False)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
 
 
 def test_compile_fullgraph_focal_loss(seed: int) -> None:
