@@ -243,15 +243,8 @@ class SAMBase(Optimizer):
                 continue
             if not use_scaler and self._fused_sgd(i, group):
                 self._sgd_group(i, group, ps)
-                continue
-            for p in ps:
-                stash = self.state[p].pop("stash", None)
-                if stash is None:
-                    continue
-                if p.grad is None:
-                    p.grad = stash
-                else:
-                    p.grad.add_(stash)
+            else:
+                self._combine(i, ps)
         if use_scaler:
             grad_scaler.step(self.base_optimizer)
             grad_scaler.update()
@@ -259,6 +252,26 @@ class SAMBase(Optimizer):
             self.base_optimizer.step()
         self._drop_stashes()
         self.zero_grad()
+
+    def _combine(self, i: int, ps: list[Tensor]) -> None:
+        """``grad <- grad + stash`` for the base optimizer's own step: one multi-tensor add
+        (``torch._foreach_add_``) on the fused paths, the official per-tensor add on ``reference``;
+        a parameter with only one of the two gradients keeps that one."""
+        both: tuple[list[Tensor], list[Tensor]] = ([], [])
+        for p in ps:
+            stash = self.state[p].pop("stash", None)
+            if stash is None:
+                continue
+            if p.grad is None:
+                p.grad = stash
+            else:
+                both[0].append(p.grad)
+                both[1].append(stash)
+        if self._group_impls[i] == "reference":
+            for g, stash in zip(*both):
+                g.add_(stash)
+        elif both[0]:
+            torch._foreach_add_(*both)
 
     def _sgd_group(self, i: int, group: dict[str, Any], ps: list[Tensor]) -> None:
         """One fused pass: ``g = grad + stash`` and the exact ``torch.optim.SGD`` update.
