@@ -163,6 +163,14 @@ def launch_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], 
     return lines, {**counts, **{(m, v + "-compute"): n for (m, v), n in compute.items()}}
 
 
+OPT_LABELS = {"torch_sgd_fused": "torch.optim.SGD(fused=True), update only",
+              "memory_probe": "memory probe: o = p + s g, one flat tensor"}
+FUSED_IMPLS = ("cpp", "cuda", "triton")
+# bytes per fp32 parameter of the fused Focal-SAM optimizer side: norm 4, perturb 12 (read w, h;
+# write w + eps), restore + combine + SGD 24 (read w, g1, g2, buf; write w, buf)
+FUSED_BYTES = 40
+
+
 def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], float]]:
     """Optimizer-side medians per param set and impl, with speed-ups of each impl over reference."""
     opt = [r for r in rows if r.get("kind") == "optimizer"]
@@ -182,8 +190,15 @@ def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str
                 vals.append("")
             else:
                 vals.append(f"{t * 1e3:.1f} ms ({ref / t:.2f}x vs reference)" if ref else f"{t * 1e3:.1f} ms")
-        label = "torch.optim.SGD(fused=True), update only" if impl == "torch_sgd_fused" else impl
+        label = OPT_LABELS.get(impl, impl)
         lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    for s in sets:
+        probe, params = med.get((s, "memory_probe")), meta[s]["params"]
+        fused = [(i, med[(s, i)]) for i in FUSED_IMPLS if (s, i) in med]
+        if probe and fused:
+            rates = ", ".join(f"{i} {FUSED_BYTES * params / t / 1e9:.1f} GB/s" for i, t in fused)
+            lines.append(f"\n{s}: memory probe {12 * params / probe / 1e9:.1f} GB/s (12 B/param); fused "
+                         f"step at {FUSED_BYTES} B/param: {rates}.")
     return lines, med
 
 

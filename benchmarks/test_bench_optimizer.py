@@ -6,7 +6,10 @@ class exactly as a Focal-SAM step does: keep ``g2`` (``stash_grads``), global no
 (``perturb``), restore + ``g1 + g2`` + SGD momentum/weight-decay update
 (``restore_and_update``), on each available ``impl`` (``reference`` is the official code's
 per-tensor loop).  ``torch.optim.SGD(fused=True)`` is timed alone for scale: it is only the
-update stage.  Smoke runs keep the tensor counts and cap every dimension at 8.
+update stage.  ``memory_probe`` times one flat ``o = p + s * g`` over as many elements as the set
+has (12 bytes per fp32 element, torch's own element-wise kernel): the bandwidth that the table's
+bytes-per-parameter figures are compared with.  Smoke runs keep the tensor counts and cap every
+dimension at 8.
 Targets (kernels issue): cpp >= 3x faster than reference and >= 1.5x faster than foreach.
 """
 
@@ -43,7 +46,7 @@ def param_shapes(name: str) -> list[tuple[int, ...]]:
 def impls(device: torch.device) -> list[str]:
     """Available impls plus the fused torch SGD baseline (Triton only when compiled for a GPU)."""
     names = [n for n in kernels.available_impls(device) if n != "triton" or device.type == "cuda"]
-    return [*names, "torch_sgd_fused"]
+    return [*names, "torch_sgd_fused", "memory_probe"]
 
 
 def make_round(shapes: list[tuple[int, ...]], impl: str, device: torch.device) -> Callable[[], None]:
@@ -53,6 +56,15 @@ def make_round(shapes: list[tuple[int, ...]], impl: str, device: torch.device) -
     def rand(scale: float) -> list[torch.Tensor]:
         return [(torch.randn(s, generator=gen) * scale).to(device) for s in shapes]
 
+    if impl == "memory_probe":
+        n = sum(torch.Size(s).numel() for s in shapes)
+        p, g, o = (torch.randn(n, generator=gen).to(device) for _ in range(3))
+
+        def triad() -> None:
+            torch.add(p, g, alpha=1e-3, out=o)
+            sync(device)
+
+        return triad
     params = [torch.nn.Parameter(t) for t in rand(0.02)]
     g2, h, g1 = rand(1e-3), rand(1e-3), rand(1e-3)
 
