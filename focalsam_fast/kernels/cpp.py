@@ -2,8 +2,9 @@
 
 The passes are the ``focalsam::`` custom ops of :mod:`._native` (semantics of
 :mod:`focalsam_fast.kernels.reference`), run by the torch-free module ``focalsam_fast._C_cpu``:
-fixed 65,536-element chunks spread over ``torch.get_num_threads()`` OpenMP threads, reductions
-combined in chunk order (bit-identical results for any thread count).  Importing this module
+fixed 65,536-element chunks, each of ``torch.get_num_threads()`` OpenMP threads taking an equal
+share of the elements, reductions combined in chunk order (bit-identical results for any thread
+count).  Importing this module
 raises :class:`ImportError` when ``_C_cpu`` is not built, which the dispatcher reports.
 """
 

@@ -237,6 +237,34 @@ def test_more_tensors_than_one_launch_table(seed: int) -> None:
     torch.testing.assert_close(bufs, ref_b, **_elem_tol(torch.float32))
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_uneven_tensor_lists_split_by_elements(seed: int, threads: int) -> None:
+    """Many small tensors, then a few large ones (the shape of ResNet-50's list): with several
+    threads each chunk is processed once (parity with the reference) and the norm keeps its bits."""
+    sizes = [int(s) for s in torch.randint(1, 3000, (120,))] + [600_000, 3 * 65_536 + 7, 300_001]
+    grads, params, bufs = _rand(sizes), _rand(sizes), _rand(sizes)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = cpp.sq_norm(grads, params)
+        torch.set_num_threads(threads)
+        assert torch.equal(cpp.sq_norm(grads, params), single)
+        out = [torch.full_like(p, float("nan")) for p in params]
+        expected = [torch.empty_like(p) for p in params]
+        cpp.perturb(params, grads, out, 2.0, 0.1)
+        reference.perturb(params, grads, expected, 2.0, 0.1)
+        torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
+        ref_p, ref_b = [p.clone() for p in params], [b.clone() for b in bufs]
+        kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": True,
+              "maximize": False, "first_step": False}
+        cpp.sgd_step(params, grads, out, bufs, **kw)
+        reference.sgd_step(ref_p, grads, expected, ref_b, **kw)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(params, ref_p, **_elem_tol(torch.float32))
+    torch.testing.assert_close(bufs, ref_b, **_elem_tol(torch.float32))
+
+
 def test_non_contiguous_read_only_inputs_and_channels_last(seed: int) -> None:
     params = [torch.randn(8, 3, 5, 5).to(memory_format=torch.channels_last), torch.randn(33)]
     grads = [torch.randn(8, 3, 5, 5), torch.randn(66)[::2]]  # other layout / strided view
