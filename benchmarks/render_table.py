@@ -14,6 +14,7 @@ JSON files (e.g. one per setting from ``gpu_check.sh``) are merged.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -192,6 +193,17 @@ def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str
                 vals.append(f"{t * 1e3:.1f} ms ({ref / t:.2f}x vs reference)" if ref else f"{t * 1e3:.1f} ms")
         label = OPT_LABELS.get(impl, impl)
         lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    inter = {r["param_set"]: r for r in rows if r.get("kind") == "optimizer_interleaved"}
+    for s in sets:
+        if s in inter:
+            im = {e["impl"]: e["median_s"] for e in inter[s]["interleaved"]}
+            ref = im.get("reference")
+            parts = ", ".join(f"{i} {t * 1e3:.1f} ms" + (f" ({ref / t:.2f}x)" if ref else "")
+                              for i, t in im.items())
+            n = len(inter[s]["interleaved"][0]["times_s"])
+            lines.append(f"\n{s}, interleaved ({n} rounds, every impl once per round; speed-up vs "
+                         f"reference): {parts}.")
+            med.update({(s, i + "@interleaved"): t for i, t in im.items()})
     for s in sets:
         probe, params = med.get((s, "memory_probe")), meta[s]["params"]
         fused = [(i, med[(s, i)]) for i in FUSED_IMPLS if (s, i) in med]
@@ -240,16 +252,17 @@ def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
         if fused and ref:
             out.append(f"- launches ({what}): fused Focal-SAM {fused:,} = {fused / ref:.2f}x reference "
                        f"SAM's {ref:,} (target <= 0.7x: {mark(fused / ref <= 0.7)})")
-    for s in ("resnet50", "vit_b16"):
-        fast = opt.get((s, "cpp"))
+    for s, how in itertools.product(("resnet50", "vit_b16"), ("", "@interleaved")):
+        fast = opt.get((s, "cpp" + how))
         if fast is None:
             continue
-        ref, fe = opt.get((s, "reference")), opt.get((s, "foreach"))
+        ref, fe = opt.get((s, "reference" + how)), opt.get((s, "foreach" + how))
+        label = f"optimizer side {s}{' (interleaved)' if how else ''}"
         if ref:
-            out.append(f"- optimizer side {s}: cpp {ref / fast:.2f}x faster than reference "
+            out.append(f"- {label}: cpp {ref / fast:.2f}x faster than reference "
                        f"(target >= 3x: {mark(ref / fast >= 3)})")
         if fe:
-            out.append(f"- optimizer side {s}: cpp {fe / fast:.2f}x faster than foreach "
+            out.append(f"- {label}: cpp {fe / fast:.2f}x faster than foreach "
                        f"(target >= 1.5x: {mark(fe / fast >= 1.5)})")
     return out
 

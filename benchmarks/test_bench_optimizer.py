@@ -9,19 +9,22 @@ per-tensor loop).  ``torch.optim.SGD(fused=True)`` is timed alone for scale: it 
 update stage.  ``memory_probe`` times one flat ``o = p + s * g`` over as many elements as the set
 has (12 bytes per fp32 element, torch's own element-wise kernel): the bandwidth that the table's
 bytes-per-parameter figures are compared with.  Smoke runs keep the tensor counts and cap every
-dimension at 8.
+dimension at 8.  ``test_optimizer_side_interleaved`` runs reference, foreach, the fused impls and
+the probe round-robin within each round, so their ratios share the machine's state (on a shared
+machine the separate tests drift by +-20 % between each other).
 Targets (kernels issue): cpp >= 3x faster than reference and >= 1.5x faster than foreach.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 
-from benchmarks.common import bench_device, environment, sync
+from benchmarks.common import bench_device, environment, sync, timed_rounds
 from focalsam_fast import kernels
 from focalsam_fast.models import ResNet50
 from focalsam_fast.optim import SAM
@@ -115,3 +118,33 @@ def test_optimizer_side(benchmark: Any, size: str, device: torch.device, param_s
     })
     warmup, rounds = ROUNDS[size]
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=warmup, iterations=1)
+
+
+@pytest.mark.parametrize("param_set", ["resnet50", "vit_b16"])
+def test_optimizer_side_interleaved(benchmark: Any, size: str, device: torch.device, param_set: str) -> None:
+    """Every impl of :func:`test_optimizer_side` once per round; per-impl medians go to
+    ``extra_info['interleaved']`` (the benchmark's own time is one whole round)."""
+    if param_set == "vit_b16":
+        pytest.importorskip("open_clip")
+    shapes = param_shapes(param_set)
+    if size == "smoke":
+        shapes = [tuple(min(d, 8) for d in s) for s in shapes]
+    names = [n for n in impls(device) if n != "torch_sgd_fused"]
+    runs = [make_round(shapes, n, device) for n in names]
+    warmup, rounds = ROUNDS[size]
+    timed_rounds(runs, warmup)
+    times: list[list[float]] = [[] for _ in runs]
+
+    def one_round() -> None:
+        for acc, t in zip(times, timed_rounds(runs, 1)):
+            acc.extend(t)
+
+    benchmark.group = f"optimizer-side interleaved {param_set}"
+    benchmark.extra_info.update(environment(device))
+    benchmark.extra_info.update({
+        "kind": "optimizer_interleaved", "param_set": param_set, "size": size, "tensors": len(shapes),
+        "params": sum(torch.Size(s).numel() for s in shapes),
+    })
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    benchmark.extra_info["interleaved"] = [
+        {"impl": n, "median_s": statistics.median(t), "times_s": t} for n, t in zip(names, times)]

@@ -53,9 +53,14 @@ def test_render_table_shapes_and_targets(tmp_path: Path) -> None:
     for method, variant, ops in (("sam", "reference", 1000), ("focalsam", "fast", 650)):
         benches.append(_bench(0.1, kind="launches", setting_title="R32", batch=64, method=method,
                               variant=variant, impl="cpp", aten_ops=ops, compute_ops=ops // 2))
-    for impl, median in (("reference", 0.3), ("foreach", 0.2), ("cpp", 0.09)):
+    for impl, median in (("reference", 0.3), ("foreach", 0.2), ("cpp", 0.09), ("memory_probe", 0.02)):
         benches.append(_bench(median, kind="optimizer", param_set="resnet50", impl=impl, tensors=161,
                               params=25_557_032))
+    benches.append(_bench(0.5, kind="optimizer_interleaved", param_set="resnet50", tensors=161,
+                          params=25_557_032, interleaved=[
+                              {"impl": "reference", "median_s": 0.28, "times_s": [0.28] * 3},
+                              {"impl": "foreach", "median_s": 0.21, "times_s": [0.21] * 3},
+                              {"impl": "cpp", "median_s": 0.1, "times_s": [0.1] * 3}]))
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"benchmarks": benches}))
     out = tmp_path / "t.md"
@@ -68,3 +73,6 @@ def test_render_table_shapes_and_targets(tmp_path: Path) -> None:
     assert "= 0.65x reference SAM's 1,000 (target <= 0.7x: met)" in text
     assert "cpp 3.33x faster than reference (target >= 3x: met)" in text
     assert "cpp 2.22x faster than foreach (target >= 1.5x: met)" in text
+    assert "resnet50 (interleaved): cpp 2.80x faster than reference (target >= 3x: **NOT met**)" in text
+    assert "interleaved (3 rounds, every impl once per round" in text
+    assert "memory probe 15.3 GB/s (12 B/param); fused step at 40 B/param: cpp 11.4 GB/s" in text
