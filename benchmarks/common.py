@@ -351,3 +351,18 @@ def timed_rounds(steps: Sequence[Callable[[], None]], rounds: int) -> list[list[
             step()
             times[i].append(time.perf_counter() - t0)
     return times
+
+
+def benchmark_interleaved(benchmark: Any, steps: Sequence[Callable[[], None]], warmup: int,
+                          rounds: int) -> list[list[float]]:
+    """``benchmark.pedantic`` over whole rounds of ``steps`` (each once, in turn) after ``warmup``
+    untimed rounds; returns seconds per step, per step function."""
+    timed_rounds(steps, warmup)
+    times: list[list[float]] = [[] for _ in steps]
+
+    def one_round() -> None:
+        for acc, t in zip(times, timed_rounds(steps, 1)):
+            acc.extend(t)
+
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    return times

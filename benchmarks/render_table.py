@@ -173,27 +173,28 @@ FUSED_BYTES = 40
 
 
 def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], float]]:
-    """Optimizer-side medians per param set and impl, with speed-ups of each impl over reference."""
+    """Optimizer-side medians per param set and impl (separate tests, then the interleaved run)
+    with speed-ups over reference, and the bandwidth the fused step reaches next to the probe's."""
     opt = [r for r in rows if r.get("kind") == "optimizer"]
-    if not opt:
+    inter = {r["param_set"]: r for r in rows if r.get("kind") == "optimizer_interleaved"}
+    if not opt and not inter:
         return [], {}
     med = {(r["param_set"], r["impl"]): r["median"] for r in opt}
-    sets = [s for s in ("resnet50", "vit_b16") if any(k[0] == s for k in med)]
-    meta = {r["param_set"]: r for r in opt}
-    impls = list(dict.fromkeys(r["impl"] for r in opt))
-    head = " | ".join(f"{s} ({meta[s]['tensors']} tensors, {meta[s]['params'] / 1e6:.1f}M)" for s in sets)
-    lines = [f"| impl | {head} |", "|---|" + "---:|" * len(sets)]
-    for impl in impls:
-        vals = []
-        for s in sets:
-            t, ref = med.get((s, impl)), med.get((s, "reference"))
-            if t is None:
-                vals.append("")
-            else:
-                vals.append(f"{t * 1e3:.1f} ms ({ref / t:.2f}x vs reference)" if ref else f"{t * 1e3:.1f} ms")
-        label = OPT_LABELS.get(impl, impl)
-        lines.append(f"| {label} | " + " | ".join(vals) + " |")
-    inter = {r["param_set"]: r for r in rows if r.get("kind") == "optimizer_interleaved"}
+    for s, r in inter.items():
+        med.update({(s, e["impl"] + "@interleaved"): e["median_s"] for e in r["interleaved"]})
+    meta = {r["param_set"]: r for r in [*opt, *inter.values()]}
+    sets = [s for s in ("resnet50", "vit_b16") if s in meta]
+    lines: list[str] = []
+    if opt:
+        head = " | ".join(f"{s} ({meta[s]['tensors']} tensors, {meta[s]['params'] / 1e6:.1f}M)" for s in sets)
+        lines += [f"| impl | {head} |", "|---|" + "---:|" * len(sets)]
+        for impl in dict.fromkeys(r["impl"] for r in opt):
+            vals = []
+            for s in sets:
+                t, ref = med.get((s, impl)), med.get((s, "reference"))
+                cell = "" if t is None else f"{t * 1e3:.1f} ms"
+                vals.append(f"{cell} ({ref / t:.2f}x vs reference)" if t and ref else cell)
+            lines.append(f"| {OPT_LABELS.get(impl, impl)} | " + " | ".join(vals) + " |")
     for s in sets:
         if s in inter:
             im = {e["impl"]: e["median_s"] for e in inter[s]["interleaved"]}
@@ -203,14 +204,15 @@ def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str
             n = len(inter[s]["interleaved"][0]["times_s"])
             lines.append(f"\n{s}, interleaved ({n} rounds, every impl once per round; speed-up vs "
                          f"reference): {parts}.")
-            med.update({(s, i + "@interleaved"): t for i, t in im.items()})
     for s in sets:
-        probe, params = med.get((s, "memory_probe")), meta[s]["params"]
-        fused = [(i, med[(s, i)]) for i in FUSED_IMPLS if (s, i) in med]
+        how = "@interleaved" if (s, "memory_probe@interleaved") in med else ""
+        probe, params = med.get((s, "memory_probe" + how)), meta[s]["params"]
+        fused = [(i, med[(s, i + how)]) for i in FUSED_IMPLS if (s, i + how) in med]
         if probe and fused:
             rates = ", ".join(f"{i} {FUSED_BYTES * params / t / 1e9:.1f} GB/s" for i, t in fused)
-            lines.append(f"\n{s}: memory probe {12 * params / probe / 1e9:.1f} GB/s (12 B/param); fused "
-                         f"step at {FUSED_BYTES} B/param: {rates}.")
+            lines.append(f"\n{s}{' (interleaved)' if how else ''}: memory probe "
+                         f"{12 * params / probe / 1e9:.1f} GB/s (12 B/param); fused step at {FUSED_BYTES} "
+                         f"B/param: {rates}.")
     return lines, med
 
 

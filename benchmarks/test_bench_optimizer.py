@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks.common import bench_device, environment, sync, timed_rounds
+from benchmarks.common import bench_device, benchmark_interleaved, environment, sync
 from focalsam_fast import kernels
 from focalsam_fast.models import ResNet50
 from focalsam_fast.optim import SAM
@@ -131,20 +131,12 @@ def test_optimizer_side_interleaved(benchmark: Any, size: str, device: torch.dev
         shapes = [tuple(min(d, 8) for d in s) for s in shapes]
     names = [n for n in impls(device) if n != "torch_sgd_fused"]
     runs = [make_round(shapes, n, device) for n in names]
-    warmup, rounds = ROUNDS[size]
-    timed_rounds(runs, warmup)
-    times: list[list[float]] = [[] for _ in runs]
-
-    def one_round() -> None:
-        for acc, t in zip(times, timed_rounds(runs, 1)):
-            acc.extend(t)
-
     benchmark.group = f"optimizer-side interleaved {param_set}"
     benchmark.extra_info.update(environment(device))
     benchmark.extra_info.update({
         "kind": "optimizer_interleaved", "param_set": param_set, "size": size, "tensors": len(shapes),
         "params": sum(torch.Size(s).numel() for s in shapes),
     })
-    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    times = benchmark_interleaved(benchmark, runs, *ROUNDS[size])
     benchmark.extra_info["interleaved"] = [
         {"impl": n, "median_s": statistics.median(t), "times_s": t} for n, t in zip(names, times)]

@@ -23,10 +23,10 @@ from benchmarks.common import (
     ROUNDS,
     SETTINGS,
     VARIANTS,
+    benchmark_interleaved,
     environment,
     family,
     make_cell,
-    timed_rounds,
 )
 
 CASES = [(k, m, v) for k in SETTINGS for m in METHODS for v in VARIANTS]
@@ -63,20 +63,12 @@ def test_interleaved_resnet32(benchmark: Any, size: str, device: torch.device) -
     key = "resnet32-cifar10lt"
     cells = [make_cell(key, m, v, size, device, channels_last=cl) for _, m, v, cl in INTERLEAVED]
     steps = [c.step for c in cells]
-    warmup, rounds = ROUNDS[size]["resnet32"]
-    timed_rounds(steps, warmup)
-    times: list[list[float]] = [[] for _ in steps]
-
-    def one_round() -> None:
-        for acc, t in zip(times, timed_rounds(steps, 1)):
-            acc.extend(t)
-
     benchmark.group = f"interleaved {key}"
     benchmark.extra_info.update(environment(device))
     benchmark.extra_info.update({k: cells[0].info[k] for k in (
         "setting", "setting_title", "size", "batch", "image_size", "num_classes", "steps_per_epoch")})
     benchmark.extra_info["kind"] = "interleaved"
-    benchmark.pedantic(one_round, rounds=rounds, iterations=1)
+    times = benchmark_interleaved(benchmark, steps, *ROUNDS[size]["resnet32"])
     benchmark.extra_info["interleaved"] = [
         {"label": label, "method": m, "variant": v, "channels_last": cl, "impl": c.info["impl"],
          "median_s": statistics.median(t), "times_s": t}
