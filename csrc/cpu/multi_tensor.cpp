@@ -36,7 +36,7 @@ std::atomic<bool>& avx2_selected() {
   return selected;
 }
 
-[[maybe_unused]] bool use_avx2() { return avx2_selected().load(std::memory_order_relaxed); }
+bool use_avx2() { return avx2_selected().load(std::memory_order_relaxed); }
 }  // namespace
 
 std::vector<std::string> available_isas() {
