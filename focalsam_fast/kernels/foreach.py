@@ -1,7 +1,9 @@
 """``torch._foreach`` implementation of the multi-tensor passes (same semantics as ``reference``).
 
 A handful of horizontally fused ATen launches per pass instead of one op per tensor; used on GPUs
-when neither the CUDA C++ nor the Triton kernels are available.
+when neither the CUDA C++ nor the Triton kernels are available.  Like ``reference`` it reads the
+non-finite-norm rule of ``perturb`` and ``found_inf`` of ``sgd_step`` on the host (one sync each);
+the native and Triton kernels read them on the device.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def perturb(
     dt = acc_dtype(params[0].dtype)
     dev = params[0].device
     n = torch.as_tensor(norm, dtype=dt, device=dev)
+    if not bool(torch.isfinite(n)):
+        torch._foreach_copy_(list(out), list(params))
+        return
     inv = torch.as_tensor(inv_scale, dtype=dt, device=dev)
     scale = torch.as_tensor(rho, dtype=dt, device=dev) / (n * inv + NORM_EPS) * inv
     p_list, g_list = list(params), list(grads)
@@ -73,9 +78,10 @@ def sgd_step(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    found_inf: Tensor | None = None,
 ) -> None:
     """Combine + ``torch.optim.SGD`` update, see :func:`reference.sgd_step`."""
-    if not params:
+    if not params or (found_inf is not None and bool(found_inf.reshape(()) != 0)):
         return
     p_list = list(params)
     g = list(grads) if grads2 is None else torch._foreach_add(list(grads), list(grads2))

@@ -13,7 +13,13 @@ Conventions shared by all implementations:
   storages (restore is then a bit-exact swap back).
 * ``scale = rho / (norm * inv_scale + 1e-12) * inv_scale`` is computed in the accumulation dtype;
   ``inv_scale`` is 1 / GradScaler scale (1.0 without AMP), so ``eps`` does not depend on the
-  loss scale.
+  loss scale.  A non-finite ``norm`` gives ``eps = 0`` (``out = params`` exactly), so an overflowed
+  gradient never moves the weights before the step is skipped.
+* ``sgd_step`` takes an optional device flag ``found_inf`` (one float32 element): when it is
+  non-zero nothing is written, as in ATen's fused optimizers.  The native and Triton kernels read
+  it on the device (no host sync); this reference reads it on the host.
+* ``focal_loss`` never reads outside its tables: a label outside ``[0, C)`` gives a NaN loss and
+  NaN gradient rows for that sample only.
 """
 
 from __future__ import annotations
@@ -58,11 +64,16 @@ def perturb(
     inv_scale: float | Tensor = 1.0,
 ) -> None:
     r"""``out_t = p_t + s * (p_t^2 if adaptive else 1) * g_t`` with
-    :math:`s = \rho\,\iota / (\lVert h \rVert \iota + 10^{-12})`, :math:`\iota` = ``inv_scale``."""
+    :math:`s = \rho\,\iota / (\lVert h \rVert \iota + 10^{-12})`, :math:`\iota` = ``inv_scale``;
+    ``out_t = p_t`` when the norm is not finite."""
     if not params:
         return
     dt = acc_dtype(params[0].dtype)
     n = torch.as_tensor(norm, dtype=dt, device=params[0].device)
+    if not bool(torch.isfinite(n)):
+        for p, o in zip(params, out):
+            o.copy_(p)
+        return
     inv = torch.as_tensor(inv_scale, dtype=dt, device=params[0].device)
     scale = torch.as_tensor(rho, dtype=dt, device=params[0].device) / (n * inv + NORM_EPS) * inv
     for p, g, o in zip(params, grads, out):
@@ -85,6 +96,7 @@ def sgd_step(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    found_inf: Tensor | None = None,
 ) -> None:
     r"""Combine the gradients and apply one ``torch.optim.SGD`` update in place.
 
@@ -98,7 +110,10 @@ def sgd_step(
 
     ``momentum_buffers`` is ignored when ``momentum == 0``; with ``first_step`` the buffers are
     overwritten (their old content may be uninitialised memory).  ``grads`` is not modified.
+    A non-zero ``found_inf`` (one-element tensor) skips the whole update.
     """
+    if found_inf is not None and bool(found_inf.reshape(()) != 0):
+        return
     for i, p in enumerate(params):
         g = grads[i] if grads2 is None else grads[i] + grads2[i]
         if maximize:
@@ -126,6 +141,7 @@ def focal_loss(
     bias: Tensor,
     margin: Tensor,
     weight: Tensor | None = None,
+    grad_scale: float | Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""Per-sample losses and the two weighted logit gradients of SPEC §2, in one pass.
 
@@ -140,11 +156,15 @@ def focal_loss(
     LDAM: a = s, m = s * margin.  Returns ``(losses [B], grad_a [B, C], grad_b [B, C])`` where
     ``grad_a = (1 - c_y)/B * dl/dz`` and ``grad_b = c_y/B * dl/dz`` are the gradients of
     :math:`A = \frac1B\sum_i (1-c_{y_i}) l_i` and :math:`B_w = \frac1B\sum_i c_{y_i} l_i`.
+    Both gradients are multiplied by ``grad_scale`` (the AMP loss scale; a float or a one-element
+    tensor) in the accumulation dtype, before rounding to the logits' dtype.  A label outside
+    ``[0, C)`` gives a NaN loss and NaN gradient rows for its sample.
     """
     dt = acc_dtype(logits.dtype)
     z = logits.to(dt)
-    y = targets.long()
     n, c = z.shape
+    valid = (targets >= 0) & (targets < c)
+    y = torch.where(valid, targets, 0).long()
     onehot = torch.zeros((n, c), dtype=dt, device=z.device)
     onehot.scatter_(1, y[:, None], 1.0)
     adj = z * scale.to(dt) + bias.to(dt) - margin.to(dt) * onehot
@@ -159,6 +179,13 @@ def focal_loss(
     cy = coeff.to(dt)[y]
     grad_a = cot * ((1 - cy) / n)[:, None]
     grad_b = cot * (cy / n)[:, None]
+    if grad_scale is not None:
+        gs = torch.as_tensor(grad_scale, dtype=dt, device=z.device)
+        grad_a, grad_b = grad_a * gs, grad_b * gs
+    nan = torch.tensor(float("nan"), dtype=dt, device=z.device)
+    losses = torch.where(valid, losses, nan)
+    grad_a = torch.where(valid[:, None], grad_a, nan)
+    grad_b = torch.where(valid[:, None], grad_b, nan)
     out = logits.dtype
     return losses.to(out), grad_a.to(out), grad_b.to(out)
 
