@@ -424,13 +424,13 @@ def test_kernels_compile_for_cuda() -> None:
             build(mods["norm"]._sum_kernel, ("*fp64", "i32", "*fp64"), dict(BLOCK=1024)),
             build(mods["perturb"]._perturb_kernel, mt + ("*fp32",) * 3,
                   dict(EPS=1e-12, P_DT=tl.float32, G_DT=tl.float32, O_DT=tl.float32, ADAPTIVE=True, **f32)),
-            build(mods["sgd"]._sgd_kernel, mt + ("*fp64",) * 4,
-                  dict(P_DT=tl.float64, G_DT=tl.float64, G2_DT=tl.float64, B_DT=tl.float64, ACC=tl.float64,
+            build(mods["sgd"]._sgd_kernel, mt + ("*fp64",) * 4 + ("*fp32",),
+                  dict(HAS_FOUND_INF=True, P_DT=tl.float64, G_DT=tl.float64, G2_DT=tl.float64, B_DT=tl.float64, ACC=tl.float64,
                        HAS_G2=True, HAS_WD=True, HAS_MOM=True, FIRST=False, NESTEROV=True, MAXIMIZE=True,
                        B_LIST=3, ALIGN=16, BLOCK=4096)),
             build(mods["loss"]._focal_loss_kernel,
-                  ("*bf16", "i64", "*i64") + ("*fp32",) * 5 + ("*bf16",) * 3 + ("i32", "i32"),
-                  dict(HAS_WEIGHT=True, ACC=tl.float32, BLOCK_C=4096)),
+                  ("*bf16", "i64", "*i64") + ("*fp32",) * 6 + ("*bf16",) * 3 + ("i32", "i32"),
+                  dict(HAS_WEIGHT=True, HAS_GRAD_SCALE=True, ACC=tl.float32, BLOCK_C=4096)),
         ]
         assert all("ld.global.v4.b32" in p for p in ptx[:1] + ptx[2:3]), "no 16-byte loads"
         assert "ld.global.v2.b64" in ptx[3], "no 16-byte fp64 loads"

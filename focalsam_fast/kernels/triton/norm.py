@@ -21,6 +21,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference import acc_dtype
+from .guard import device_guard
 from .multi_tensor import plan, tl_dtype
 
 SUM_BLOCK = 1024
@@ -72,14 +73,15 @@ def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> 
         raise ValueError("sq_norm needs at least one gradient tensor")
     acc = acc_dtype(grads[0].dtype)
     device = grads[0].device
-    pl = plan([grads] if params is None else [grads, params])
-    partials = torch.empty(pl.n_chunks, dtype=acc, device=device)
-    for g in pl.groups:
-        _partials_kernel[(g.n_chunks,)](
-            g.layout, g.addrs, g.n_tensors, partials[g.offset:],
-            G_DT=g.dtypes[0], P_DT=g.dtypes[-1], ACC=tl_dtype(acc), ADAPTIVE=params is not None,
-            ALIGN=g.align, BLOCK=pl.block, num_warps=8,
-        )
-    out = torch.empty((), dtype=acc, device=device)
-    _sum_kernel[(1,)](partials, pl.n_chunks, out, BLOCK=SUM_BLOCK, num_warps=4)
+    with device_guard(device):
+        pl = plan([grads] if params is None else [grads, params])
+        partials = torch.empty(pl.n_chunks, dtype=acc, device=device)
+        for g in pl.groups:
+            _partials_kernel[(g.n_chunks,)](
+                g.layout, g.addrs, g.n_tensors, partials[g.offset:],
+                G_DT=g.dtypes[0], P_DT=g.dtypes[-1], ACC=tl_dtype(acc), ADAPTIVE=params is not None,
+                ALIGN=g.align, BLOCK=pl.block, num_warps=8,
+            )
+        out = torch.empty((), dtype=acc, device=device)
+        _sum_kernel[(1,)](partials, pl.n_chunks, out, BLOCK=SUM_BLOCK, num_warps=4)
     return out

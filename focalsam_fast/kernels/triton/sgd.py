@@ -11,17 +11,23 @@ One pass per chunk reads :math:`p, g^{(1)}, g^{(2)}, b` and writes :math:`b, p`:
 in the same operation order as ``torch.optim.SGD`` (fp32 for fp16/bf16 tensors, rounded once on
 store, as ATen's fused SGD does).  ``lr``, ``wd``, ``mu`` and ``1 - tau`` are device scalars in the
 accumulation dtype, so a tensor ``lr`` (schedules, CUDA graphs) needs no host sync.
+
+``found_inf`` (GradScaler's overflow flag, a one-element float32 device tensor) is read by every
+program; when it is non-zero the program writes nothing, so a skipped AMP step leaves ``p`` and
+``b`` bitwise unchanged without a host sync.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
 from ..reference import acc_dtype
+from .guard import device_guard
 from .multi_tensor import device_scalar, plan, tl_dtype
 
 
@@ -54,12 +60,27 @@ def _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC
 
 
 @triton.jit
-def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr,
-                P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr,
-                ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr,
-                FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr,
-                ALIGN: tl.constexpr, BLOCK: tl.constexpr):
-    """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers]."""
+def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, found_inf,
+                HAS_FOUND_INF: tl.constexpr, P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr,
+                B_DT: tl.constexpr, ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr,
+                HAS_MOM: tl.constexpr, FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
+                B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+    """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers].
+    Nothing is written when ``HAS_FOUND_INF`` and ``found_inf[0] != 0``."""
+    run = True
+    if HAS_FOUND_INF:
+        run = tl.load(found_inf) == 0
+    if run:
+        _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT, G_DT, G2_DT, B_DT,
+                     ACC, HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGN, BLOCK)
+
+
+@triton.jit
+def _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT: tl.constexpr,
+                 G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr, ACC: tl.constexpr,
+                 HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
+                 NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr, ALIGN: tl.constexpr,
+                 BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
@@ -99,24 +120,43 @@ def sgd_step(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    found_inf: Tensor | None = None,
 ) -> None:
-    """Combine + ``torch.optim.SGD`` update in one launch per dtype group, see :func:`reference.sgd_step`."""
+    """Combine + ``torch.optim.SGD`` update in one launch per dtype group, see :func:`reference.sgd_step`.
+
+    ``found_inf``: ``None`` or a one-element float32 tensor on the params' device; non-zero skips
+    the update (read on the device)."""
     if not params:
         return
     acc = acc_dtype(params[0].dtype)
     device = params[0].device
+    if found_inf is not None:
+        _check_found_inf(found_inf, device)
     lists = [params, grads]
     if grads2 is not None:
         lists.append(grads2)
     if momentum != 0:
         lists.append(momentum_buffers)
-    pl = plan(lists)
-    scalars = [device_scalar(v, acc, device) for v in (lr, weight_decay, momentum, 1 - dampening)]
-    for g in pl.groups:
-        _sgd_kernel[(g.n_chunks,)](
-            g.layout, g.addrs, g.n_tensors, *scalars,
-            P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
-            B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
-            HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
-            B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
-        )
+    with device_guard(device):
+        pl = plan(lists)
+        hyper = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "1 - dampening": 1 - dampening}
+        scalars = [device_scalar(v, acc, device, name) for name, v in hyper.items()]
+        flag = scalars[0] if found_inf is None else found_inf  # not read without HAS_FOUND_INF
+        for g in pl.groups:
+            _sgd_kernel[(g.n_chunks,)](
+                g.layout, g.addrs, g.n_tensors, *scalars, flag, HAS_FOUND_INF=found_inf is not None,
+                P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
+                B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
+                HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
+                B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
+            )
+
+
+def _check_found_inf(found_inf: Tensor, device: torch.device) -> None:
+    """``found_inf`` must be one float32 element on ``device`` (read in place by the kernel)."""
+    if not isinstance(found_inf, Tensor) or found_inf.numel() != 1 or found_inf.dtype != torch.float32:
+        what = (f"shape {tuple(found_inf.shape)}, dtype {found_inf.dtype}" if isinstance(found_inf, Tensor)
+                else type(found_inf).__name__)
+        raise ValueError(f"found_inf must be None or a one-element float32 tensor, got {what}")
+    if found_inf.device != device:
+        raise ValueError(f"found_inf is on {found_inf.device} but the params are on {device}")
