@@ -1,4 +1,4 @@
-"""Long-tailed data sets, groups and samplers (SPEC §7)."""
+"""Long-tailed data sets, groups and samplers (SPEC §7), with integrity checks of the data on disk."""
 
 from focalsam_fast.data.alexnet_errors import ALEXNET_ERRORS, CORRUPTIONS
 from focalsam_fast.data.arrays import ArrayDataset
@@ -13,7 +13,8 @@ from focalsam_fast.data.groups import (
     per_class_accuracy,
     split_groups,
 )
-from focalsam_fast.data.large_scale import build_list_dataset
+from focalsam_fast.data.integrity import CIFAR_COUNTS, DataIntegrityError, ExpectedCounts, check_class_counts
+from focalsam_fast.data.large_scale import STANDARD_COUNTS, build_list_dataset
 from focalsam_fast.data.listfile import CorruptImageError, ListFileDataset, ListFileError, parse_list_file
 from focalsam_fast.data.ood import ClassFolderDataset, corruption_errors, imagenet_c_sets
 from focalsam_fast.data.profiles import imbalance_counts, select_long_tailed
@@ -23,14 +24,18 @@ from focalsam_fast.data.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
 
 __all__ = [
     "ALEXNET_ERRORS",
+    "CIFAR_COUNTS",
     "CIFAR_MEAN",
     "CIFAR_STD",
     "CORRUPTIONS",
     "DATASETS",
     "GROUP_PRESETS",
+    "STANDARD_COUNTS",
     "ArrayDataset",
     "ClassFolderDataset",
     "CorruptImageError",
+    "DataIntegrityError",
+    "ExpectedCounts",
     "GroupThresholds",
     "ImageArrays",
     "ListFileDataset",
@@ -41,6 +46,7 @@ __all__ = [
     "build_digits_lt",
     "build_list_dataset",
     "build_transform",
+    "check_class_counts",
     "corruption_errors",
     "group_accuracy",
     "group_thresholds",

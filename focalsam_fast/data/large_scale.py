@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+from focalsam_fast.data.integrity import ExpectedCounts
 from focalsam_fast.data.listfile import ListFileDataset
 from focalsam_fast.data.transforms import build_transform
 
@@ -14,6 +16,17 @@ LIST_FILES = {
     "inat2018": ("iNaturalist18_train.txt", "iNaturalist18_val.txt", 8142),
 }
 
+# Sizes of the standard list files, checked when a list of that name is read: ImageNet-LT (Liu et
+# al. 2019: 115,846 training images, 20 / 50 per class in val / test), iNaturalist 2018 (437,513
+# training images, 3 per class in val).  Training lists are long-tailed: total and every class present.
+STANDARD_COUNTS = {
+    "ImageNet_LT_train.txt": ExpectedCounts(1000, total=115_846),
+    "ImageNet_LT_val.txt": ExpectedCounts(1000, per_class=20),
+    "ImageNet_LT_test.txt": ExpectedCounts(1000, per_class=50),
+    "iNaturalist18_train.txt": ExpectedCounts(8142, total=437_513),
+    "iNaturalist18_val.txt": ExpectedCounts(8142, per_class=3),
+}
+
 
 def build_list_dataset(
     name: str,
@@ -22,16 +35,24 @@ def build_list_dataset(
     test_list: str | Path | None = None,
     transform: str = "imagenet",
     image_size: int | None = None,
+    expected: Mapping[str, ExpectedCounts | None] | None = None,
 ) -> tuple[ListFileDataset, ListFileDataset, list[int], list[str]]:
     """``(train, test, class_counts, class_names)`` of ``imagenet_lt`` or ``inat2018``.
 
     Images live under ``root``; list files default to ``root/<standard name>`` (relative names are
-    taken relative to ``root``).
+    taken relative to ``root``).  Each list is checked against ``expected[split]`` (default: its
+    :data:`STANDARD_COUNTS` entry when it has a standard name, else nothing) and every listed image
+    must exist (:class:`~focalsam_fast.data.integrity.DataIntegrityError` otherwise).
     """
     default_train, default_test, num_classes = LIST_FILES[name]
     root = Path(root)
-    train_path = root / (train_list or default_train)
-    test_path = root / (test_list or default_test)
-    train = ListFileDataset(root, train_path, build_transform(transform, True, image_size), num_classes)
-    test = ListFileDataset(root, test_path, build_transform(transform, False, image_size), num_classes)
+    paths = {"train": root / (train_list or default_train), "test": root / (test_list or default_test)}
+    sets = {
+        split: ListFileDataset(
+            root, path, build_transform(transform, split == "train", image_size), num_classes,
+            STANDARD_COUNTS.get(path.name) if expected is None else expected[split], split,
+        )
+        for split, path in paths.items()
+    }
+    train, test = sets["train"], sets["test"]
     return train, test, train.class_counts, train.class_names()

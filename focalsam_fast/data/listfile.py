@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from focalsam_fast.data.integrity import ExpectedCounts, check_class_counts, first_examples, integrity_error
 
 
 class ListFileError(ValueError):
@@ -47,10 +51,55 @@ def parse_list_file(list_file: str | Path) -> list[tuple[str, int, int]]:
     return entries
 
 
+def check_listed_files(image_root: Path, list_file: Path, entries: list[tuple[str, int, int]]) -> None:
+    """Raise :class:`DataIntegrityError` unless every listed image exists under ``image_root`` as a
+    non-empty file; the message counts the missing and unreadable ones and names the first.
+
+    Each folder is listed once (``os.scandir``) rather than each file probed, so ImageNet-scale
+    lists are checked in well under a second on a local disk.
+    """
+    by_folder: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for path, _, lineno in entries:
+        folder, _, name = path.rpartition("/")
+        by_folder[folder].append((name, path, lineno))
+    missing, unreadable = [], []
+    for folder, listed in by_folder.items():
+        try:
+            with os.scandir(image_root / folder) as it:
+                present = {e.name: e for e in it}
+        except (FileNotFoundError, NotADirectoryError):
+            present = {}
+        except PermissionError:
+            unreadable += [f"{path} (line {lineno}, folder not readable)" for _, path, lineno in listed]
+            continue
+        for name, path, lineno in listed:
+            entry = present.get(name)
+            if entry is None:
+                missing.append(f"{path} (line {lineno})")
+            elif not entry.is_file() or entry.stat().st_size == 0:
+                unreadable.append(f"{path} (line {lineno}, {'empty' if entry.is_file() else 'not a file'})")
+    problems = []
+    if missing:
+        share = f"{len(missing):,} of {len(entries):,}"
+        problems.append(f"{share} listed images are missing: {first_examples(missing)}")
+    if unreadable:
+        problems.append(f"{len(unreadable):,} cannot be read: {first_examples(unreadable)}")
+    if problems:
+        raise integrity_error(
+            list_file,
+            f"under image root {image_root}, " + "; ".join(problems),
+            "extract the images so that <image root>/<listed path> exists for every line, "
+            "or fix the list file",
+        )
+
+
 class ListFileDataset(Dataset):
     """Images listed in ``list_file`` (paths relative to ``image_root``), decoded lazily as RGB.
 
     ``num_classes`` defaults to ``max(label) + 1``.  ``class_counts`` holds the label histogram.
+    At construction the list is checked: against ``expected`` counts when given (``split`` names
+    the split in the message) and, with ``check_files``, that every listed image exists and is not
+    empty (:func:`check_listed_files`); both raise :class:`DataIntegrityError`.
     """
 
     def __init__(
@@ -59,6 +108,9 @@ class ListFileDataset(Dataset):
         list_file: str | Path,
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         num_classes: int | None = None,
+        expected: ExpectedCounts | None = None,
+        split: str = "train",
+        check_files: bool = True,
     ) -> None:
         self.image_root = Path(image_root)
         self.list_file = Path(list_file)
@@ -69,6 +121,14 @@ class ListFileDataset(Dataset):
             _, label, lineno = next(e for e in self.entries if e[1] >= self.num_classes)
             raise ListFileError(f"{self.list_file}:{lineno}: label {label} >= num_classes {self.num_classes}")
         self.class_counts = torch.bincount(torch.tensor(self.targets), minlength=self.num_classes).tolist()
+        if expected is not None:
+            check_class_counts(
+                self.list_file, split, self.class_counts, expected,
+                "the list file is truncated or not the standard one: download it again "
+                "(or pass your own list under another name)",
+            )
+        if check_files:
+            check_listed_files(self.image_root, self.list_file, self.entries)
         self.transform = transform
 
     def class_names(self) -> list[str]:

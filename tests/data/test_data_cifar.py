@@ -16,6 +16,7 @@ from PIL import Image
 from focalsam_fast.data import (
     CIFAR_MEAN,
     CIFAR_STD,
+    DataIntegrityError,
     build_cifar_lt,
     build_dataset,
     load_cifar_torchvision,
@@ -85,7 +86,7 @@ def test_archive_errors(tmp_path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     bad = tmp_path / "bad.tar.xz"
     _write_archive(bad, {"cat": rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)}, 1, extra=b"not an image")
-    with pytest.raises(OSError, match=r"train/cat/9999\.png is not a readable image"):
+    with pytest.raises(DataIntegrityError, match=r"are not readable images: train/cat/9999\.png;"):
         read_jpeg_archive(bad)
 
 
@@ -95,8 +96,8 @@ def test_build_cifar_lt_archive_too_small(tmp_path: Path, seed: int) -> None:
     images = {c: rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8) for c in names}
     path = tmp_path / "c10.tar.xz"
     _write_archive(path, images, n_test=10)
-    # 50 training images per class cannot give CIFAR-10's n_max = 5000: a clear error, not a short set.
-    with pytest.raises(ValueError, match="fewer than the 5000 requested"):
+    # 50 training images per class are not CIFAR-10's 5,000: a clear error, not a short set.
+    with pytest.raises(DataIntegrityError, match=r"class 0 \(c0\) has 50 of 5,000 training images \(missing"):
         build_cifar_lt(path, 10, 100)
 
 
@@ -135,6 +136,7 @@ def test_torchvision_branch_draws_the_reference_subset(
     rng = np.random.default_rng(seed)
     train_targets = rng.permutation(np.repeat(np.arange(10), 5000))
     train_data = rng.integers(0, 256, (50000, 2, 2, 3), dtype=np.uint8)
+    test_targets = rng.permutation(np.repeat(np.arange(10), 1000))
 
     class FakeCIFAR10:  # torchvision's attributes, tiny 2x2 images
         base_folder, filename, url = "cifar-10-batches-py", "cifar-10-python.tar.gz", "https://example"
@@ -142,13 +144,13 @@ def test_torchvision_branch_draws_the_reference_subset(
 
         def __init__(self, root: str, train: bool, download: bool) -> None:
             assert root == str(tmp_path) and download is False
-            self.data = train_data if train else train_data[:100]
-            self.targets = list(train_targets if train else train_targets[:100])
+            self.data = train_data if train else train_data[:10000]
+            self.targets = list(train_targets if train else test_targets)
 
-    monkeypatch.setitem(cifar_module._TORCHVISION, 10, (FakeCIFAR10, 5000))
+    monkeypatch.setitem(cifar_module._TORCHVISION, 10, FakeCIFAR10)
     train, test, counts, names = build_cifar_lt(tmp_path, 10, imb_ratio=50, profile="step")
     assert counts == [5000] * 5 + [100] * 5 and names == FakeCIFAR10.classes
     idx = select_long_tailed(train_targets, counts)
     np.testing.assert_array_equal(train.images, train_data[idx])
     np.testing.assert_array_equal(train.targets, train_targets[idx])
-    assert len(test) == 100
+    assert len(test) == 10000

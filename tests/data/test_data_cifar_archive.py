@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from focalsam_fast.data import ImageArrays, build_dataset, read_jpeg_archive, select_long_tailed
+from focalsam_fast.data import CIFAR_COUNTS, ImageArrays, build_dataset, read_jpeg_archive, select_long_tailed
 
 ARCHIVE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"{ARCHIVE} not pr
 
 @pytest.fixture(scope="module")
 def cifar10() -> dict[str, ImageArrays]:
-    return read_jpeg_archive(ARCHIVE)
+    return read_jpeg_archive(ARCHIVE, expected=CIFAR_COUNTS[10])
 
 
 def test_archive_contents(cifar10: dict[str, ImageArrays]) -> None:
@@ -37,7 +37,7 @@ def test_archive_contents(cifar10: dict[str, ImageArrays]) -> None:
 def test_cifar10_lt_from_archive(cifar10: dict[str, ImageArrays], monkeypatch: pytest.MonkeyPatch) -> None:
     import focalsam_fast.data.cifar as cifar_module
 
-    monkeypatch.setattr(cifar_module, "read_jpeg_archive", lambda path, cache_dir: cifar10)
+    monkeypatch.setattr(cifar_module, "read_jpeg_archive", lambda path, cache_dir, expected: cifar10)
     data = build_dataset("cifar10_lt", ARCHIVE, imb_ratio=100)
     assert data.class_counts == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     assert data.class_names == CLASSES
