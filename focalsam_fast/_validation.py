@@ -37,27 +37,60 @@ def as_class_counts(class_counts: Sequence[int] | Tensor) -> Tensor:
     return t.to(torch.float64)
 
 
-def check_targets(targets: Tensor, num_classes: int, batch: int | None = None) -> None:
-    """Labels must be a 1-D integer tensor (of length ``batch`` when given) in [0, num_classes)."""
+def check_hyper(options: dict, where: str) -> None:
+    """Base-optimizer hyper-parameters in ``options`` that must be finite and >= 0 (``lr`` may be a
+    one-element tensor); ``where`` is appended to the argument's name in the message."""
+    for name in ("lr", "momentum", "dampening", "weight_decay"):
+        if name in options:
+            value = options[name]
+            if isinstance(value, Tensor) and value.numel() != 1:
+                raise ValueError(f"{name}{where} must be a number or a one-element tensor, "
+                                 f"got shape {tuple(value.shape)}")
+            check_nonneg(f"{name}{where}", value)
+
+
+def check_targets(targets: Tensor, num_classes: int, values: bool = True) -> None:
+    """Labels must be a 1-D ``torch.long`` tensor of class indices in [0, num_classes).
+
+    The type and shape checks read no tensor data; ``values`` adds the range check, one host read."""
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a tensor of class indices, got {type(targets).__name__}")
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-        raise TypeError(f"targets must hold integer class indices, got dtype {targets.dtype}")
+    if targets.dtype != torch.int64:
+        hint = " (torch indexes with uint8/bool tensors as masks)" if targets.dtype in (
+            torch.uint8, torch.bool) else ""
+        raise TypeError(
+            f"targets must be a torch.long (int64) tensor of class indices, got dtype {targets.dtype}"
+            f"{hint}; convert with targets.long()"
+        )
     if targets.dim() != 1:
         raise ValueError(f"targets must be 1-D (one label per sample), got shape {tuple(targets.shape)}")
-    if batch is not None and targets.shape[0] != batch:
-        raise ValueError(
-            f"targets must have shape ({batch},) to match the {batch} per-sample losses, "
-            f"got {tuple(targets.shape)}"
-        )
-    if targets.numel() == 0:
+    if not values or targets.numel() == 0:
         return
-    lo, hi = int(targets.min()), int(targets.max())
+    lo, hi = torch.stack([targets.min(), targets.max()]).tolist()
     if lo < 0 or hi >= num_classes:
         bad = lo if lo < 0 else hi
         raise ValueError(
             f"label {bad} is out of range: valid labels are 0..{num_classes - 1} "
             f"(class_counts has {num_classes} entries)"
+        )
+
+
+def check_batch(targets: Tensor, batch: int, what: str = "per-sample losses") -> None:
+    """One label per sample of the forward pass (reads no tensor data)."""
+    if targets.shape[0] != batch:
+        raise ValueError(
+            f"targets must have shape ({batch},) to match the {batch} {what}, "
+            f"got {tuple(targets.shape)}"
+        )
+
+
+def check_classes(logits: Tensor, num_classes: int, who: str) -> None:
+    """The logits' class dimension must match the optimizer's class table."""
+    if logits.dim() < 2 or logits.shape[-1] != num_classes:
+        raise ValueError(
+            f"{who}: the logits have {logits.shape[-1] if logits.dim() else 0} classes (shape "
+            f"{tuple(logits.shape)}) but class_counts has {num_classes}: build the optimizer with "
+            "the training counts of the model's classes"
         )
 
 
@@ -77,14 +110,4 @@ def check_per_sample(losses: Tensor, who: str) -> None:
     if losses.dim() != 1:
         raise ValueError(
             f"{who}: per-sample losses must have shape [B], got {tuple(losses.shape)}"
-        )
-
-
-def check_finite_loss(losses: Tensor, where: str) -> None:
-    """Outside AMP a non-finite loss is an error (the weights are left untouched by the caller)."""
-    if not bool(torch.isfinite(losses.detach()).all()):
-        raise FloatingPointError(
-            f"non-finite loss {where}: the step was not applied and the weights are unchanged. "
-            "Lower the learning rate or rho, check the data, or use AMP with a GradScaler "
-            "(which skips such steps)."
         )

@@ -15,6 +15,9 @@ triton     Triton kernels                           CUDA (CPU interpreter)
 
 ``impl="auto"`` picks, per device: CUDA -> cuda, triton, foreach; CPU -> cpp, reference.
 An explicit name is always honoured or raises :class:`ImplUnavailableError` naming what is missing.
+The fused kernels (``cpp``, ``cuda``, ``triton``) take one floating dtype per list and tensors
+dense in a standard layout; :func:`unsupported` says why a parameter list is not such (the
+optimizers then fall back to :data:`FALLBACK` under ``'auto'`` and raise for an explicit name).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import torch
 
 IMPLS = ("reference", "foreach", "cpp", "cuda", "triton")
 AUTO_ORDER = {"cuda": ("cuda", "triton", "foreach"), "cpu": ("cpp", "reference")}
+FUSED = ("cpp", "cuda", "triton")
+FALLBACK = {"cuda": "foreach", "cpu": "reference"}
+FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _MODULES = {
     "reference": ".reference",
     "foreach": ".foreach",
@@ -83,6 +89,39 @@ def resolve(impl: str, device: torch.device | str) -> str:
             f"Available here: {', '.join(available_impls(dev))} (or impl='auto')."
         )
     return impl
+
+
+def _standard_dense(t: torch.Tensor) -> bool:
+    if t.is_contiguous():
+        return True
+    if t.dim() == 4:
+        return t.is_contiguous(memory_format=torch.channels_last)
+    return t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def unsupported(impl: str, tensors: list[torch.Tensor], what: str = "parameter") -> str | None:
+    """Why the fused ``impl`` cannot take ``tensors`` (one list of a pass), or None if it can.
+
+    Fused kernels need one floating dtype of :data:`FUSED_DTYPES`, one device, dense strided
+    tensors in the contiguous or channels-last layout; sparse tensors only run on ``reference``."""
+    if impl not in FUSED and impl != "foreach":
+        return None
+    for i, t in enumerate(tensors):
+        name = f"{what} {i} (shape {tuple(t.shape)})"
+        if t.layout != torch.strided:
+            return f"{name} is {t.layout}; only impl='reference' handles sparse tensors"
+        if impl == "foreach":
+            continue
+        if t.dtype not in FUSED_DTYPES or t.dtype != tensors[0].dtype:
+            return (f"{name} has dtype {t.dtype}, the fused kernels take one of "
+                    f"{', '.join(map(str, FUSED_DTYPES))} per param group "
+                    f"(the group's first: {tensors[0].dtype})")
+        if t.device != tensors[0].device:
+            return f"{name} is on {t.device}, the group's first parameter on {tensors[0].device}"
+        if not _standard_dense(t):
+            return (f"{name} has strides {t.stride()}: not dense in the contiguous or channels-last "
+                    "layout (e.g. a transposed view)")
+    return None
 
 
 def get_ops(impl: str, device: torch.device | str) -> ModuleType:

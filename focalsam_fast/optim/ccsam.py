@@ -12,15 +12,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.optim import Optimizer
 
-from .._validation import (
-    as_class_counts,
-    check_finite_loss,
-    check_nonneg,
-    check_per_sample,
-    check_targets,
-)
+from .._validation import as_class_counts, check_batch, check_classes, check_nonneg, check_per_sample
 from .base import Closure, StepOutput
-from .focal_sam import ClassWeightedSAM
+from .class_weighted import ClassWeightedSAM
+from .nonfinite import LOSS_EPS, LOSS_W
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
 
@@ -143,14 +138,17 @@ class CCSAM(ClassWeightedSAM):
             raise TypeError("CCSAM.step needs a closure returning the backbone features")
         self._check_targets_early(targets)
         self._begin(grad_scaler)
+        return self._guarded(lambda: self._cc_step(closure, targets))
+
+    def _cc_step(self, closure: Closure, targets: Tensor) -> StepOutput:
         feats = self._features(closure, "first forward")
         logits = self.head(feats)
+        check_classes(logits, self.num_classes, "CCSAM")
         losses = self._losses(logits, targets)
         b = losses.shape[0]
-        if self.check_inputs:
-            check_targets(targets, self.num_classes, b)
-            if not self._amp:
-                check_finite_loss(losses, "at theta (clean forward)")
+        check_batch(targets, b)
+        if self._checking:
+            self._flags.note(LOSS_W, losses)
         subset = self._subset()
         if not subset:
             raise ValueError("CCSAM: the perturbed subset has no trainable parameter")
@@ -173,7 +171,10 @@ class CCSAM(ClassWeightedSAM):
                 moved = {n: p + e for n, p, e in zip(names, params, eps)}
                 out = functional_call(self.head, moved, (feats[idx[c]],))
                 pert.append(self._losses(out, targets[idx[c]]))
-            self._backward(clean + self.beta * torch.cat(pert).sum() / b)
+            perturbed = torch.cat(pert)
+            if self._checking:
+                self._flags.note(LOSS_EPS, perturbed)
+            self._backward(clean + self.beta * perturbed.sum() / b)
         else:
             self._backward(clean)
             for c in classes:
@@ -184,7 +185,10 @@ class CCSAM(ClassWeightedSAM):
                         p.data = p.data + e
                 try:
                     out = self.head(self._features(closure, f"at theta + eps_{c}")[idx[c]])
-                    self._backward(self.beta * self._losses(out, targets[idx[c]]).sum() / b)
+                    class_losses = self._losses(out, targets[idx[c]])
+                    if self._checking:
+                        self._flags.note(LOSS_EPS, class_losses)
+                    self._backward(self.beta * class_losses.sum() / b)
                 finally:
                     for p, s in zip(params, saved):
                         p.data = s

@@ -9,12 +9,11 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from .._validation import as_class_counts, check_nonneg, check_targets
-from .base import Closure, StepOutput
-from .focal_sam import ClassWeightedSAM
+from .._validation import as_class_counts, check_nonneg
+from .class_weighted import Objective, TwoObjectiveSAM
 
 
-class ImbSAM(ClassWeightedSAM):
+class ImbSAM(TwoObjectiveSAM):
     r"""SAM on the tail classes only.
 
     Tail :math:`T = \{k : n_k < \eta\}`, head :math:`H` the rest, tail weight :math:`t`:
@@ -53,34 +52,9 @@ class ImbSAM(ClassWeightedSAM):
         self.tail_threshold, self.tail_weight = float(tail_threshold), float(tail_weight)
         self.is_tail = (counts < tail_threshold).to(torch.float64)
 
-    def first_step(self) -> None:
-        """After ``backward(L_H, retain_graph=True)``: keep ``grad L_H(w)``."""
-        self.stash_grads()
-
-    def second_step(self) -> None:
-        """After ``backward(L_T)``: perturb along ``grad L_T(w)``."""
-        self.perturb()
-
-    def third_step(self) -> None:
-        """After ``backward(L_T(w + eps))``: restore, ``g = g_T + g_H``, base step."""
-        self.restore_and_update()
-
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,
-             grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput:
-        """One ImbSAM step; ``closure()`` returns per-sample losses (or ``(losses, logits)``)."""
-        if closure is None:
-            raise TypeError("ImbSAM.step needs a closure returning per-sample losses (and logits)")
-        self._check_targets_early(targets)
-        inv = self._begin(grad_scaler)
-        losses, logits = self._forward(closure, True, "at w (first forward)")
-        if self.check_inputs:
-            check_targets(targets, self.num_classes, losses.shape[0])
-        tail = self._gather(self.is_tail, "tail", targets, losses)
-        b = losses.shape[0]
-        t = self.tail_weight
-        self._backward(((1 - tail) * losses).sum() / b, retain_graph=True)
-        self.stash_grads()
-        self._backward(t * (tail * losses).sum() / b)
-        first = StepOutput(losses.detach().mean(), None if logits is None else logits.detach())
-        return self._sam_tail(
-            lambda: self._weighted_pass(closure, lambda l2: t * (tail * l2).sum() / b), inv, first)
+    def _objectives(self, targets: Tensor, like: Tensor) -> tuple[Objective, Objective]:
+        """:math:`L_H` and :math:`L_T` (the official code's rounding order)."""
+        tail = self._gather(self.is_tail, "tail", targets, like)
+        b, t = like.shape[0], self.tail_weight
+        return ((lambda losses: ((1 - tail) * losses).sum() / b),
+                (lambda losses: t * (tail * losses).sum() / b))

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .base import Closure, SAMBase, StepOutput
+from .nonfinite import LOSS_W
 
 
 def _mean(losses: Tensor) -> Tensor:
@@ -35,14 +36,15 @@ class SAM(SAMBase):
     """
 
     per_sample = False  # a scalar (mean) loss is fine for plain SAM
+    stages = ("first_step", "second_step")
 
     def first_step(self) -> None:
         """Perturb :math:`w \\to w + \\epsilon` from the current gradients."""
-        self.perturb()
+        self._run_stage("first_step", self.perturb)
 
     def second_step(self) -> None:
         """Restore :math:`w` and apply the base optimizer with the gradient at :math:`w + \\epsilon`."""
-        self.restore_and_update()
+        self._run_stage("second_step", self.restore_and_update)
 
     def step(self, closure: Closure | None = None, targets: Tensor | None = None,
              grad_scaler: torch.amp.GradScaler | None = None, **_: Any) -> StepOutput:
@@ -53,7 +55,9 @@ class SAM(SAMBase):
                 "(or use first_step()/second_step() around your own backward passes)"
             )
         inv = self._begin(grad_scaler)
-        losses, logits = self._forward(closure, False, "at w (first forward)")
+        return self._guarded(lambda: self._sam_step(closure, inv))
+
+    def _sam_step(self, closure: Closure, inv: float | Tensor) -> StepOutput:
+        losses, _ = self._forward(closure, False, LOSS_W)
         self._backward(_mean(losses))
-        first = StepOutput(_mean(losses).detach(), None if logits is None else logits.detach())
-        return self._sam_tail(lambda: self._weighted_pass(closure, _mean), inv, first)
+        return self._sam_tail(lambda: self._weighted_pass(closure, _mean), inv)
