@@ -21,7 +21,8 @@ outputs in the logits dtype.
 
 Non-finite values follow ``torch.logsumexp`` / ``torch.softmax`` on :math:`z'` (the reference):
 
-* a NaN in :math:`z'` (NaN logit, ``0 * inf``, ...): loss and both gradient rows NaN;
+* a NaN in :math:`z'` (NaN logit, ``0 * inf``, ...): loss and both gradient rows NaN (counted
+  explicitly: the max skips NaNs, so a row with a NaN and a +inf would otherwise get an inf loss);
 * :math:`M = +\infty`: :math:`\log\sum e^{z'} = +\infty`, :math:`l_i = w_y(\infty - z'_y)` (inf or
   NaN), and the softmax row is NaN (``exp(inf - inf)``), so both gradient rows are NaN;
 * all :math:`z'_j = -\infty`: :math:`\log\sum e^{z'} = -\infty`, :math:`l_i` NaN, gradients NaN.
@@ -93,7 +94,6 @@ def _focal_loss_kernel(logits, stride_row, targets, coeff, scale, bias, margin, 
         loss = loss * w
     nan_row = (n_nan > 0) | bad_label
     tl.store(losses + row, tl.where(nan_row, float("nan"), loss).to(losses.dtype.element_ty))
-    nan_grad = nan_row | infinite_max
     cy = tl.load(coeff + y).to(ACC)
     fa = (1.0 - cy) / n_rows
     fb = cy / n_rows
@@ -101,7 +101,9 @@ def _focal_loss_kernel(logits, stride_row, targets, coeff, scale, bias, margin, 
         sigma = tl.load(grad_scale).to(ACC)
     out_a = grad_a + row * n_cols
     out_b = grad_b + row * n_cols
-    # pass 2: cotangent softmax - onehot, times w_y a_j, times the two per-sample factors (and sigma)
+    # pass 2: cotangent softmax - onehot, times w_y a_j, times the two per-sample factors (and sigma).
+    # M = +inf makes S NaN (exp(inf - inf) in pass 1) and M = -inf gives exp(-inf - -inf) = NaN, so
+    # those rows are NaN by arithmetic, as in torch.softmax; NaN rows and bad labels are masked.
     for start in range(0, n_cols, BLOCK_C):
         c = start + cols
         adj, a = _adjusted(z_row, scale, bias, c, n_cols, y, margin_y, ACC)
@@ -115,8 +117,8 @@ def _focal_loss_kernel(logits, stride_row, targets, coeff, scale, bias, margin, 
             ga = ga * sigma
             gb = gb * sigma
         mask = c < n_cols
-        tl.store(out_a + c, tl.where(nan_grad, float("nan"), ga).to(grad_a.dtype.element_ty), mask=mask)
-        tl.store(out_b + c, tl.where(nan_grad, float("nan"), gb).to(grad_b.dtype.element_ty), mask=mask)
+        tl.store(out_a + c, tl.where(nan_row, float("nan"), ga).to(grad_a.dtype.element_ty), mask=mask)
+        tl.store(out_b + c, tl.where(nan_row, float("nan"), gb).to(grad_b.dtype.element_ty), mask=mask)
 
 
 def focal_loss(
