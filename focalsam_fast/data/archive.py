@@ -19,7 +19,7 @@ from focalsam_fast.data.integrity import integrity_error
 
 SIGNATURES = ((b"\xfd7zXZ\x00", "xz"), (b"\x1f\x8b", "gz"), (b"BZh", "bz2"))
 SUFFIXES = {".xz": "xz", ".txz": "xz", ".gz": "gz", ".tgz": "gz", ".bz2": "bz2", ".tbz2": "bz2"}
-# What tarfile and the decompressors raise on damaged data (bz2 and gzip raise OSError subclasses).
+# What tarfile, then the decompressors, raise on damaged data (bz2 and gzip raise OSError subclasses).
 STREAM_ERRORS = (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError)
 CHUNK = 1 << 20
 
@@ -32,12 +32,16 @@ def compression(archive: Path) -> str:
 
 
 def _damage(exc: BaseException, kind: str, count: int) -> str:
+    # tarfile re-raises a decompressor's error met while opening as ReadError("not a ... file").
+    inner = exc.__cause__ or exc.__context__
+    if isinstance(exc, tarfile.ReadError) and isinstance(inner, STREAM_ERRORS[1:]):
+        exc = inner
     stream = f"{kind} stream" if kind else "tar data"
     if isinstance(exc, EOFError) or "unexpected end" in str(exc):
-        return f"truncated: the {stream} ends early ({exc})"
+        return f"damaged: the {stream} stops before its end (a truncated or corrupt file: {exc})"
     if isinstance(exc, tarfile.ReadError) and not kind and count == 0:
         return f"not a readable tar archive ({exc})"
-    return f"the {stream} is corrupt ({type(exc).__name__}: {exc})"
+    return f"damaged: the {stream} is corrupt ({type(exc).__name__}: {exc})"
 
 
 def _where(count: int, last: str | None) -> str:
@@ -71,5 +75,5 @@ def iter_tar_files(archive: Path, fix: str) -> Iterator[tuple[str, bytes]]:
         raise integrity_error(archive, f"{_damage(exc, kind, count)} {_where(count, last)}", fix) from exc
     if trailing:
         raise integrity_error(
-            archive, f"a damaged tar header ends the listing early, {_where(count, last)}, data follows", fix
+            archive, f"damaged: a corrupt tar header ends the listing early, {_where(count, last)}", fix
         )

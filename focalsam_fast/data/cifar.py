@@ -90,6 +90,9 @@ def build_cifar_lt(
     if num_classes not in _TORCHVISION:
         raise ValueError(f"CIFAR has 10 or 100 classes, got {num_classes}")
     expected = CIFAR_COUNTS[num_classes] if expected is None else expected
+    if any(e.num_classes != num_classes for e in expected.values()):
+        got = ", ".join(str(n) for n in sorted({e.num_classes for e in expected.values()}))
+        raise ValueError(f"expected counts for {got} classes; CIFAR-{num_classes} has {num_classes}")
     if expected["train"].per_class is None:
         raise ValueError("CIFAR is balanced: expected['train'] needs per_class (images in every class)")
     root = Path(root)

@@ -25,10 +25,7 @@ from focalsam_fast.data.integrity import ExpectedCounts, check_class_counts, fir
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-FIX = (
-    "the archive is damaged or incomplete: download it again (or re-create it with every "
-    "train/<class>/NNNN.jpg and test/<class>/NNNN.jpg member)"
-)
+FIX = "re-download the archive (or re-create it with every <split>/<class>/NNNN.jpg member)"
 
 
 @dataclass
@@ -136,7 +133,7 @@ def _load_cache(archive: Path, cache: Path) -> dict[str, ImageArrays]:
             out[split] = ImageArrays(np.load(img_p), np.load(lab_p), cls_p.read_text().split("\n"))
         except (OSError, ValueError, EOFError) as exc:
             raise integrity_error(
-                img_p.parent, f"cached arrays of {archive.name} are damaged ({exc})",
+                img_p.parent, f"cached arrays of {archive} are damaged ({exc})",
                 f"delete {img_p.name}, {lab_p.name} and {cls_p.name} (they are rebuilt from the archive)",
             ) from exc
     return out
@@ -164,7 +161,7 @@ def read_jpeg_archive(
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None and all(p.is_file() for s in SPLITS for p in _cache_paths(archive, cache, s)):
         out = _load_cache(archive, cache)
-        check_splits(cache, out, expected, f"delete the cached {archive.name} arrays in {cache} and reload")
+        check_splits(cache, out, expected, f"delete the cached arrays of {archive} in {cache} and reload")
         return out
     out, files = _decode_archive(archive)
     check_splits(archive, out, expected, FIX, files)
