@@ -374,7 +374,8 @@ def test_half_precision(device: torch.device, dtype: torch.dtype) -> None:
 
 @pytest.mark.gpu
 def test_no_host_sync_after_warm_up() -> None:
-    """Cached plans and device scalars: the passes never synchronise with the host."""
+    """Cached plans and device scalars: the passes never synchronise with the host (device-tensor
+    loss scale, inverse scale and ``found_inf`` included)."""
     dev = torch.device("cuda")
     if not tk.is_available(dev)[0]:
         pytest.skip(tk.is_available(dev)[1])
@@ -383,12 +384,16 @@ def test_no_host_sync_after_warm_up() -> None:
     out = [torch.empty_like(p) for p in params]
     bufs = [torch.empty_like(p) for p in params]
     lr = torch.tensor(0.1, device=dev)
+    found_inf, loss_scale = torch.zeros(1, device=dev), torch.tensor(2.0**16, device=dev)
+    logits, targets = torch.randn(8, 100, device=dev), torch.randint(0, 100, (8,), device=dev)
+    tables = _tables(100, torch.float32, dev, "la")
 
     def step(first: bool) -> None:
+        tk.focal_loss(logits, targets, **tables, grad_scale=loss_scale)
         norm = tk.sq_norm(grads).sqrt()
-        tk.perturb(params, grads, out, norm, 0.05)
+        tk.perturb(params, grads, out, norm, 0.05, inv_scale=1 / loss_scale)
         tk.sgd_step(params, grads, out, bufs, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                    nesterov=False, maximize=False, first_step=first)
+                    nesterov=False, maximize=False, first_step=first, found_inf=found_inf)
 
     step(True)
     step(False)

@@ -9,6 +9,7 @@ tests run the real capture, eviction and cross-stream use.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -24,23 +25,31 @@ mt = importlib.import_module("focalsam_fast.kernels.triton.multi_tensor")
 SHAPES = [(3, 5), (700,), (2, 3, 3, 3)]
 
 
-def _rand(device: torch.device | str = "cpu") -> list[torch.Tensor]:
+def _rand(device: torch.device | None = None) -> list[torch.Tensor]:
+    """Fresh tensors of SHAPES on ``device`` (default: the default device)."""
     return [torch.randn(s, device=device) for s in SHAPES]
 
 
 @pytest.fixture
-def capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """Fresh caches of 3 entries and a switch for the capture predicate (``capture["on"]``)."""
+def capture(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bool]]:
+    """Fresh caches of 3 entries and a switch for the capture predicate (``capture["on"]``); the
+    default device is the one the Triton kernels run on here (CPU in the interpreter)."""
+    dev = torch.device("cpu") if tk.INTERPRETED else torch.device("cuda", 0)
+    if not tk.is_available(dev)[0]:
+        pytest.skip(tk.is_available(dev)[1])
     state = {"on": False}
     monkeypatch.setattr(mt, "_capturing", lambda device: state["on"])
     monkeypatch.setattr(mt, "CACHE_SIZE", 3)
     for name in ("_PLANS", "_LAYOUTS", "_SCALARS"):
         monkeypatch.setattr(mt, name, mt._Cache())
     monkeypatch.setattr(mt, "_GRAPH_SOURCES", [])
-    return state
+    torch.set_default_device(dev)
+    try:
+        yield state
+    finally:
+        torch.set_default_device(None)
 
 
-@pytest.mark.skipif(not tk.INTERPRETED, reason="CPU tensors need the interpreter")
 def test_a_plan_used_during_capture_is_pinned_and_survives_eviction(capture: dict[str, bool]) -> None:
     pinned_lists, other_lists = [_rand()], [_rand()]
     pinned, other = mt.plan(pinned_lists), mt.plan(other_lists)
@@ -57,7 +66,6 @@ def test_a_plan_used_during_capture_is_pinned_and_survives_eviction(capture: dic
     assert mt._PLANS.pinned and mt.plan(pinned_lists) is pinned
 
 
-@pytest.mark.skipif(not tk.INTERPRETED, reason="CPU tensors need the interpreter")
 def test_a_plan_built_during_capture_is_never_found_by_an_eager_call(capture: dict[str, bool]) -> None:
     """Its tables are written by the graph's own copy nodes, so only the capture may use them."""
     eager = [_rand()]
@@ -75,18 +83,17 @@ def test_a_plan_built_during_capture_is_never_found_by_an_eager_call(capture: di
     assert eager_plan is not first and mt.plan(lists) is eager_plan  # built and cached eagerly
 
 
-@pytest.mark.skipif(not tk.INTERPRETED, reason="CPU tensors need the interpreter")
 def test_device_scalars_follow_the_capture_rules(capture: dict[str, bool]) -> None:
-    cpu = torch.device("cpu")
-    lr = mt.device_scalar(0.25, torch.float32, cpu, "lr")
+    dev = torch.get_default_device()
+    lr = mt.device_scalar(0.25, torch.float32, dev, "lr")
     capture["on"] = True
-    assert mt.device_scalar(0.25, torch.float32, cpu, "lr") is lr  # hit: pinned
-    during = mt.device_scalar(0.5, torch.float32, cpu, "lr")  # miss: filled by the graph, not cached
-    assert float(during) == 0.5 and mt.device_scalar(0.5, torch.float32, cpu, "lr") is not during
+    assert mt.device_scalar(0.25, torch.float32, dev, "lr") is lr  # hit: pinned
+    during = mt.device_scalar(0.5, torch.float32, dev, "lr")  # miss: filled by the graph, not cached
+    assert float(during) == 0.5 and mt.device_scalar(0.5, torch.float32, dev, "lr") is not during
     capture["on"] = False
     for k in range(2 * mt.CACHE_SIZE):
-        mt.device_scalar(1.0 + k, torch.float32, cpu, "lr")
-    assert mt.device_scalar(0.25, torch.float32, cpu, "lr") is lr and float(lr) == 0.25
+        mt.device_scalar(1.0 + k, torch.float32, dev, "lr")
+    assert mt.device_scalar(0.25, torch.float32, dev, "lr") is lr and float(lr) == 0.25
     assert len(mt._SCALARS.lru) == mt.CACHE_SIZE
 
 

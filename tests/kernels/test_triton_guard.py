@@ -111,11 +111,25 @@ def test_device_guard_makes_the_tensors_cuda_device_current(monkeypatch: pytest.
     assert entered == [cuda1]
 
 
-@pytest.mark.skipif(not tk.INTERPRETED, reason="the recorded wrappers run on CPU tensors (interpreter)")
 def test_every_wrapper_works_inside_the_guard_of_its_tensors_device(
     calls: list[tuple[str, torch.device | None]],
 ) -> None:
-    cpu = torch.device("cpu")
+    dev = torch.device("cpu") if tk.INTERPRETED else torch.device("cuda", 0)
+    if not tk.is_available(dev)[0]:
+        pytest.skip(tk.is_available(dev)[1])
+    torch.set_default_device(dev)
+    try:
+        _run_every_wrapper()
+    finally:
+        torch.set_default_device(None)
+    names = {name for name, _ in calls}
+    assert names == {n for ns in GUARDED.values() for n in ns}, names  # every guarded call was seen
+    outside = [(name, d) for name, d in calls if d != dev]
+    assert not outside, f"called outside device_guard({dev}): {outside}"
+
+
+def _run_every_wrapper() -> None:
+    """Every Triton pass once on the default device, against the reference."""
     params = [torch.randn(s) for s in SHAPES]
     grads = [torch.randn(s) for s in SHAPES]
     out = [torch.empty_like(p) for p in params]
@@ -140,21 +154,24 @@ def test_every_wrapper_works_inside_the_guard_of_its_tensors_device(
     for g, w in zip(got, ref.focal_loss(logits, targets, **tables, grad_scale=8.0), strict=True):
         torch.testing.assert_close(g, w, **LOSS)
 
-    names = {name for name, _ in calls}
-    assert names == {n for ns in GUARDED.values() for n in ns}, names  # every guarded call was seen
-    outside = [(name, dev) for name, dev in calls if dev != cpu]
-    assert not outside, f"called outside device_guard(cpu): {outside}"
-
 
 @pytest.mark.gpu
-def test_tensors_on_a_second_gpu_while_the_first_is_current() -> None:
-    """cuda:1 tensors with cuda:0 current: every pass runs on cuda:1 and matches the reference."""
-    if torch.cuda.device_count() < 2:
-        pytest.skip(f"needs two GPUs, found {torch.cuda.device_count()}")
+def test_tensors_on_the_last_gpu_while_the_first_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tensors on the last GPU with cuda:0 current: every pass enters the real ``torch.cuda.device``
+    of the tensors' device, runs there and matches the reference.  The decisive case needs two
+    GPUs (cuda:1 tensors, cuda:0 current); on one GPU it checks the real guard end to end."""
     if not tk.is_available(torch.device("cuda"))[0]:
         pytest.skip(tk.is_available(torch.device("cuda"))[1])
+    entered: list[torch.device] = []
+
+    class RecordingCudaDevice(torch.cuda.device):
+        def __enter__(self) -> None:
+            entered.append(torch.device("cuda", self.idx))
+            return super().__enter__()
+
+    monkeypatch.setattr(torch.cuda, "device", RecordingCudaDevice)
     torch.cuda.set_device(0)
-    dev = torch.device("cuda", 1)
+    dev = torch.device("cuda", torch.cuda.device_count() - 1)
     params = [torch.randn(s, device=dev) for s in SHAPES]
     grads = [torch.randn(s, device=dev) for s in SHAPES]
     norm = tk.sq_norm(grads).sqrt()
@@ -180,3 +197,4 @@ def test_tensors_on_a_second_gpu_while_the_first_is_current() -> None:
         torch.testing.assert_close(g, w, **LOSS)
     torch.cuda.synchronize(dev)
     assert torch.cuda.current_device() == 0  # the guard restored the current device
+    assert entered and set(entered) == {dev}
