@@ -3,7 +3,12 @@
 ``focalsam train`` with no arguments runs Focal-SAM on the embedded long-tailed digits data on the
 CPU (about half a minute) and prints the head/medium/tail table.  Explicit flags override a
 ``--preset``; ``--resume`` continues a run from its last complete epoch with its saved settings.
-Exit codes: 0 success, 2 bad input (one line on stderr saying what to fix), 130 interrupted.
+
+Exit codes: 0 success; 2 the run cannot start or continue (bad flag value, path, device, output
+folder in use or holding a run, corrupted or foreign checkpoint, unreadable data, full disk): one
+line on stderr ``focalsam: error: <what is wrong>; <what to do>``, checked before data and models
+are built where possible; 130 interrupted (the last complete epoch is kept; the line says how to
+resume).
 """
 
 from __future__ import annotations
@@ -12,25 +17,29 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..data import DATASETS, LongTailedData
 from ..models import MODELS
 from ..train import plots
-from ..train.builders import SetupError, build_data, build_run_model
-from ..train.checkpoint import (
-    CHECKPOINT_NAME,
-    CheckpointError,
-    atomic_write_text,
-    check_compatible,
-    load_checkpoint,
+from ..train.builders import build_data, build_run_model, check_runtime, preflight
+from ..train.checkpoint import CHECKPOINT_NAME, check_compatible, checkpoint_config, load_checkpoint
+from ..train.config import (
+    AMP_MODES,
+    LOSS_NAMES,
+    METHODS,
+    PRESETS,
+    TrainConfig,
+    resolve_config,
+    validate_config,
 )
-from ..train.config import AMP_MODES, LOSS_NAMES, METHODS, PRESETS, TrainConfig, resolve_config
 from ..train.engine import RunResult, Trainer, cfg_summary, make_loader, set_threads
+from ..train.errors import CheckpointError, RunError, RunFolderError
+from ..train.files import atomic_write_text, probe_writable
 from ..train.metrics import EvalResult, evaluate, group_table, per_class_table
+from ..train.runfolder import RunFolder, held_run_message
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -42,7 +51,7 @@ CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbal
                 "tail_threshold", "ccsam_beta")
 
 
-class UsageError(Exception):
+class UsageError(RunError):
     """Bad command-line input: reported as one line, exit code 2."""
 
 
@@ -51,10 +60,18 @@ def _err(msg: str) -> None:
     print(f"focalsam: error: {' '.join(msg.split())}", file=sys.stderr)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: one line on stderr and exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        _err(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_USAGE)
+
+
 # ---------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The ``focalsam`` argument parser (sub-commands train, presets, eval)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="focalsam", description="Focal-SAM and baselines for long-tailed classification.")
     sub = parser.add_subparsers(dest="command", metavar="{train,presets,eval}")
     sub.required = True
@@ -95,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ImbSAM: classes with fewer training samples are tail "
                             "(default: the data set's tail group, 200 CIFAR-10, 20 CIFAR-100/ImageNet/iNat)")
     train.add_argument("--ccsam-beta", type=float, help="CC-SAM beta (default 0.3 for 10 classes, else 0.5)")
-    train.add_argument("--out", help="output folder (default runs/<dataset>-<method>-<time>)")
+    train.add_argument("--out", help="output folder, owned by one run at a time "
+                                     "(default: a new runs/<dataset>-<method>-<time>-<suffix>)")
     train.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",
                        help=f"continue from CHECKPOINT (default <out>/{CHECKPOINT_NAME}) with its settings")
     train.add_argument("--compare", metavar="M1,M2,...",
@@ -116,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ood-sketch", help="ImageNet-Sketch folder (<root>/<wnid>/*) for ImageNet-LT models")
     ev.add_argument("--ood-v2", help="ImageNetV2 folder (<root>/<class index>/*) for ImageNet-LT models")
     ev.add_argument("--ood-c", help="ImageNet-C folder (<root>/<corruption>/<severity>/<wnid>/*)")
-    ev.add_argument("--out", help="where eval.json goes (default: the checkpoint's folder)")
+    ev.add_argument("--out", help="folder for eval.json (default: the checkpoint's folder); checked "
+                                  "for writing before evaluating")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
     return parser
@@ -127,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, SetupError, CheckpointError) as exc:
+    except RunError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:  # unreadable data (the data package's errors are OSErrors), I/O failures
         _err(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:  # during setup or evaluation; training handles its own
@@ -144,8 +166,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path, Path | None]:
-    """Config, output folder and checkpoint to resume from (if any)."""
+def _resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path | None, Path | None]:
+    """Config, output folder (``None``: a new default one) and checkpoint to resume from (if any)."""
     given = vars(args)
     overrides = {k: given[k] for k in CONFIG_FLAGS if k in given}
     if "rho_steps" in overrides:
@@ -163,22 +185,12 @@ def _resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path, Path | None]:
             raise UsageError("--resume needs --out DIR (the run's folder) or a checkpoint path")
         else:
             resume = out / CHECKPOINT_NAME
-        base = TrainConfig.from_dict(load_checkpoint(resume)["config"])
+        base = checkpoint_config(load_checkpoint(resume), resume)
     try:
         cfg = resolve_config(given.get("preset"), overrides, base)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        tag = "compare" if "compare" in given else cfg.method
-        out = Path("runs") / f"{cfg.dataset}-{tag}-{stamp}"
     return cfg, out, resume
-
-
-def _check_fresh(out: Path) -> None:
-    if (out / CHECKPOINT_NAME).exists():
-        raise UsageError(f"{out} already holds a run ({CHECKPOINT_NAME}); continue it with "
-                         f"`focalsam train --out {out} --resume` or choose another --out")
 
 
 def _compare_methods(spec: str) -> list[str]:
@@ -191,10 +203,24 @@ def _compare_methods(spec: str) -> list[str]:
     return methods
 
 
-def _run(cfg: TrainConfig, out: Path, resume: Path | None, progress: bool | None,
+def _resume_hint(out: Path, epochs: int) -> str:
+    """Where the last complete epoch is and how to continue (or that nothing was saved)."""
+    ckpt = out / CHECKPOINT_NAME
+    if not ckpt.exists():
+        return "no epoch was completed, so no checkpoint was written"
+    try:
+        done = load_checkpoint(ckpt)["epoch"]
+    except CheckpointError as exc:
+        return str(exc)
+    return (f"the last complete epoch ({done}/{epochs}) is saved in {ckpt}; "
+            f"continue with: focalsam train --out {out} --resume")
+
+
+def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, progress: bool | None,
          data: LongTailedData | None = None) -> RunResult | None:
     """Build and train one run; ``None`` when interrupted (the message says how to resume)."""
     trainer = Trainer(cfg, out, resume=resume, log=_log, progress=progress, data=data)
+    out = trainer.out_dir
     if resume is not None:
         _log(f"resuming {cfg_summary(cfg)} from {resume} after epoch {trainer.start_epoch}/{cfg.epochs}")
     else:
@@ -202,14 +228,10 @@ def _run(cfg: TrainConfig, out: Path, resume: Path | None, progress: bool | None
     try:
         return trainer.run()
     except KeyboardInterrupt:
-        ckpt = trainer.checkpoint_path
-        if ckpt.exists():
-            done = load_checkpoint(ckpt)["epoch"]
-            _log(f"\ninterrupted. The last complete epoch ({done}/{cfg.epochs}) is saved in {ckpt}; "
-                 f"continue with: focalsam train --out {out} --resume")
-        else:
-            _log("\ninterrupted before the first epoch finished; no checkpoint was written")
+        _log(f"\ninterrupted. {_resume_hint(out, cfg.epochs).capitalize()}")
         return None
+    except (RunError, OSError) as exc:  # e.g. a full disk, unreadable data
+        raise RunError(f"{exc}; {_resume_hint(out, cfg.epochs)}") from exc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -218,8 +240,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = _progress(args)
     if "compare" in vars(args):
         return _compare(cfg, out, _compare_methods(args.compare), progress)
-    if resume is None:
-        _check_fresh(out)
     result = _run(cfg, out, resume, progress)
     if result is None:
         return EXIT_INTERRUPTED
@@ -227,28 +247,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(cfg: TrainConfig, out: Path, methods: list[str], progress: bool | None) -> int:
-    results: dict[str, RunResult] = {}
+def _compare(cfg: TrainConfig, out: Path | None, methods: list[str], progress: bool | None) -> int:
     for method in methods:
-        _check_fresh(out / method)
-    data = build_data(cfg)  # loaded once, shared by every method
-    for method in methods:
-        run = _run(dataclasses.replace(cfg, method=method), out / method, None, progress, data)
-        if run is None:
-            return EXIT_INTERRUPTED
-        results[method] = run
-    first = next(iter(results.values()))
-    table = group_table({m: r.final for m, r in results.items()}, first.groups)
-    times = "train time s      " + "".join(
-        f"{r.seconds:>{max(9, *(len(m) for m in results)) + 2}.1f}" for r in results.values())
-    text = (f"{cfg.dataset} ({len(first.class_counts)} classes, IR {cfg.imbalance_ratio:g}), "
-            f"{cfg.model}, {cfg.loss} loss, {cfg.epochs} epochs, seed {cfg.seed}\n{table}\n{times}")
-    atomic_write_text(text + "\n", out / "compare.txt")
-    atomic_write_text(json.dumps({m: {"final": r.final.to_dict(), "train_seconds": r.seconds,
-                                      "details": r.details} for m, r in results.items()}, indent=2)
-                      + "\n", out / "compare.json")
-    plots.per_class_plot({m: r.final.per_class for m, r in results.items()}, first.class_counts,
-                         first.groups, out / "per_class_accuracy.png")
+        check_runtime(dataclasses.replace(cfg, method=method))
+    preflight(cfg)
+    folder = RunFolder.claim_new(f"{cfg.dataset}-compare") if out is None else RunFolder.claim(out)
+    with folder:
+        out = folder.path
+        for method in methods:
+            if (out / method / CHECKPOINT_NAME).exists():
+                raise RunFolderError(held_run_message(out / method))
+        results: dict[str, RunResult] = {}
+        data = build_data(cfg)  # loaded once, shared by every method
+        for method in methods:
+            run = _run(dataclasses.replace(cfg, method=method), out / method, None, progress, data)
+            if run is None:
+                return EXIT_INTERRUPTED
+            results[method] = run
+        first = next(iter(results.values()))
+        table = group_table({m: r.final for m, r in results.items()}, first.groups)
+        times = "train time s      " + "".join(
+            f"{r.seconds:>{max(9, *(len(m) for m in results)) + 2}.1f}" for r in results.values())
+        text = (f"{cfg.dataset} ({len(first.class_counts)} classes, IR {cfg.imbalance_ratio:g}), "
+                f"{cfg.model}, {cfg.loss} loss, {cfg.epochs} epochs, seed {cfg.seed}\n{table}\n{times}")
+        atomic_write_text(text + "\n", out / "compare.txt")
+        atomic_write_text(json.dumps({m: {"final": r.final.to_dict(), "train_seconds": r.seconds,
+                                          "details": r.details} for m, r in results.items()}, indent=2)
+                          + "\n", out / "compare.json")
+        plots.per_class_plot({m: r.final.per_class for m, r in results.items()}, first.class_counts,
+                             first.groups, out / "per_class_accuracy.png")
     print(text)
     print(f"outputs: {out}/compare.txt, compare.json, per_class_accuracy.png, <method>/...")
     return 0
@@ -293,7 +320,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     ckpt = load_checkpoint(args.checkpoint)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg = checkpoint_config(ckpt, args.checkpoint)
     changes: dict[str, Any] = {k: getattr(args, k) for k in ("data_root", "batch_size", "workers", "amp")
                                if getattr(args, k) is not None}
     if args.device is not None:
@@ -301,13 +328,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif cfg.device.startswith("cuda") and not torch.cuda.is_available():
         changes["device"] = "cpu"
     cfg = dataclasses.replace(cfg, **changes)
+    try:
+        validate_config(cfg)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    device = check_runtime(cfg, training=False)
     ood = {k: v for k, v in (("sketch", args.ood_sketch), ("v2", args.ood_v2), ("c", args.ood_c)) if v}
     if ood and cfg.dataset != "imagenet_lt":
         raise UsageError(f"OOD sets are for ImageNet-LT models; this checkpoint was trained on {cfg.dataset}")
     for name, path in ood.items():
         if not Path(path).is_dir():
             raise UsageError(f"--ood-{name} folder {path} not found: download the set and extract it there")
-    device = torch.device(cfg.device)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent
+    probe_writable(out)  # before evaluating: the report must have somewhere to go
+    preflight(cfg, needs_weights=False)
     set_threads(cfg, device)
     data = build_data(cfg)
     check_compatible(ckpt, args.checkpoint, cfg.model, data.num_classes, data.class_counts)
@@ -328,7 +362,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("\n" + per_class_table(result, data.class_counts, data.class_names, data.groups))
     if ood:
         report["ood"] = _eval_ood(model, cfg, data, ood, device, progress)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent
     atomic_write_text(json.dumps(report, indent=2) + "\n", out / "eval.json")
     print(f"\nwritten: {out / 'eval.json'}")
     return 0

@@ -6,18 +6,16 @@ import inspect
 import tarfile
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..data import ListFileError, LongTailedData, build_dataset
+from ..kernels import ImplUnavailableError, resolve
 from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
-from .config import TrainConfig
-
-
-class SetupError(Exception):
-    """A run cannot start (bad path, missing weights, mismatch): the message says what to do."""
-
+from .config import TrainConfig, check_device_name
+from .errors import SetupError
 
 DATA_HINTS = {
     "cifar10_lt": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
@@ -65,6 +63,37 @@ def preflight(cfg: TrainConfig, needs_weights: bool = True) -> None:
         if needs_weights and not Path(cfg.clip_weights).is_file():
             raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
                              "ViT-B/16 checkpoint there (nothing is downloaded)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)`` after checking that the machine has it (the same check for train and eval)."""
+    try:
+        check_device_name(name)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SetupError(f"--device {name} asked for but CUDA is not available here (use --device cpu)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise SetupError(f"--device {name} asked for but this machine has {count} CUDA device(s): "
+                             f"use cuda:0..cuda:{count - 1}")
+    return device
+
+
+def check_runtime(cfg: TrainConfig, training: bool = True) -> torch.device:
+    """The run's device, after checking what the machine must provide: the device itself, fp16
+    autocast only on CUDA and, for training a SAM-family method, the requested kernel ``--impl``."""
+    device = resolve_device(cfg.device)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
+    if training and cfg.method != "sgd":
+        try:
+            resolve(cfg.impl, device)
+        except ImplUnavailableError as exc:
+            raise SetupError(" ".join(str(exc).split())) from exc
+    return device
 
 
 def build_data(cfg: TrainConfig) -> LongTailedData:

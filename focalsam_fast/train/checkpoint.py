@@ -1,54 +1,176 @@
-"""Checkpoints: atomic writes (temp file + ``os.replace``), RNG capture/restore, compatibility checks."""
+"""Checkpoints: one container format with its own SHA-256 digest, RNG capture/restore,
+compatibility checks.
+
+A checkpoint file (format 2) is::
+
+    FOCALSAM-CHECKPOINT 2\n
+    sha256 <64 hex digits> size <16 digits>\n
+    <payload: torch.save of the state dict, `size` bytes>
+
+The digest covers the payload and is verified before anything is unpickled, so a flipped byte or
+a truncated file is reported as corruption and never loaded.  Files are written with
+:func:`~focalsam_fast.train.files.atomic_write` (temporary file + ``os.replace``).
+"""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import io
 import random
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+from .config import TrainConfig, validate_config
+from .errors import CheckpointError
+from .files import atomic_write
+
+FORMAT_VERSION = 2
 CHECKPOINT_NAME = "last.pt"
+MAGIC = b"FOCALSAM-CHECKPOINT "
+_FIRST_LINE = MAGIC + str(FORMAT_VERSION).encode() + b"\n"
+_CHUNK = 1 << 20
+# Everything Trainer.state() writes; eval and --resume rely on these.
+REQUIRED_KEYS = ("epoch", "global_step", "config", "model_name", "num_classes", "class_counts",
+                 "class_names", "model", "optimizer", "lr_scheduler", "rho_scheduler", "grad_scaler",
+                 "sampler_seed", "rng", "history")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used for this run (missing, unreadable or mismatched)."""
+def _digest_line(hexdigest: str, size: int) -> bytes:
+    return f"sha256 {hexdigest} size {size:016d}\n".encode()
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, flush it to disk, then
-    ``os.replace`` it over ``path``: a failure or interruption leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+class _HashingWriter:
+    """Forwards writes to ``fh`` and hashes what passes through (``torch.save`` writes sequentially)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self.fh, self.sha, self.size = fh, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        self.sha.update(view)
+        self.size += len(view)
+        return self.fh.write(view)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+class _Window(io.RawIOBase):
+    """The byte range ``[start, start + size)`` of ``fh`` as a file of its own (for ``torch.load``)."""
+
+    def __init__(self, fh: BinaryIO, start: int, size: int) -> None:
+        super().__init__()
+        self.fh, self.start, self.size = fh, start, size
+        fh.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.fh.tell() - self.start
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self.size}[whence]
+        self.fh.seek(self.start + base + offset)
+        return base + offset
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.size - self.tell())
+        return self.fh.readinto(memoryview(buffer)[:n]) if n > 0 else 0
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` as a format-2 checkpoint, atomically, with the SHA-256 of its payload (hashed
+    while it streams to disk: no second copy in memory)."""
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(_FIRST_LINE)
+        digest_at = fh.tell()
+        fh.write(_digest_line("0" * 64, 0))
+        payload = _HashingWriter(fh)
+        torch.save(state, payload)
+        end = fh.tell()
+        fh.seek(digest_at)
+        fh.write(_digest_line(payload.sha.hexdigest(), payload.size))
+        fh.seek(end)
+
+    atomic_write(path, write)
+
+
+def _read_verified(fh: BinaryIO, path: Path) -> dict[str, Any]:
+    """Check the header and the digest, then unpickle the payload."""
+    first = fh.readline(64)
+    if first.startswith(b"PK\x03\x04"):
+        raise CheckpointError(
+            f"checkpoint {path} was written by an older focalsam (format 1, without an integrity digest); "
+            f"this version reads format {FORMAT_VERSION} only: use the version that wrote it, or train again")
+    if not first.startswith(MAGIC) or not first.endswith(b"\n"):
+        raise CheckpointError(f"{path} is not a focalsam checkpoint (or its header is damaged): "
+                              f"pass a {CHECKPOINT_NAME} written by `focalsam train`")
+    version = first[len(MAGIC):-1].decode(errors="replace")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(f"checkpoint {path} has format {version!r}; this focalsam reads format "
+                              f"{FORMAT_VERSION}: use the focalsam version that wrote it")
+    fields = fh.readline(128).split()
+    if (len(fields) != 4 or fields[0] != b"sha256" or fields[2] != b"size" or len(fields[1]) != 64
+            or not fields[3].isdigit()):
+        raise CheckpointError(f"checkpoint {path} is corrupted (damaged digest header); it was not loaded: "
+                              "restore an intact copy or train again")
+    expected, size, start = fields[1].decode(errors="replace"), int(fields[3]), fh.tell()
+    sha, seen = hashlib.sha256(), 0
+    while chunk := fh.read(_CHUNK):
+        sha.update(chunk)
+        seen += len(chunk)
+    if seen != size:
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({seen} payload bytes, its "
+                              f"header says {size}); it was not loaded: restore an intact copy or train "
+                              "again")
+    if sha.hexdigest() != expected:
+        raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match the digest "
+                              "written with it); it was not loaded: restore an intact copy or train again")
+    return torch.load(_Window(fh, start, size), map_location="cpu", weights_only=False)
+
+
+def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> TrainConfig:
+    """The run configuration saved in ``ckpt`` (validated); a foreign one raises :class:`CheckpointError`."""
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        validate_config(cfg)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} holds a config this focalsam version cannot use "
+                              f"({' '.join(str(exc).split())}); use the version that wrote it") from exc
+    return cfg
 
 
-def atomic_write_text(text: str, path: str | Path) -> None:
-    """Write a text file atomically (same scheme as :func:`atomic_save`)."""
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.  A missing, unreadable,
+    corrupted, older-format or config-less file raises :class:`CheckpointError` (one line)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with path.open("rb") as fh:
+            ckpt = _read_verified(fh, path)
+    except CheckpointError:
         raise
+    except Exception as exc:  # OSError, and unpickling errors of many types
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"checkpoint {path} holds no training config: it was not written by "
+                              "`focalsam train` of this version")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: it was written by another "
+                              "focalsam version; use the version that wrote it")
+    checkpoint_config(ckpt, path)
+    return ckpt
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,20 +196,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by the trainer; a missing/foreign file raises :class:`CheckpointError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} is not a focalsam training checkpoint (format {FORMAT_VERSION})")
-    return ckpt
 
 
 def check_compatible(ckpt: dict[str, Any], path: str | Path, model: str, num_classes: int,

@@ -4,6 +4,7 @@ resolution of ``defaults <- preset <- explicit flags``."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,38 +145,111 @@ def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None =
     return config
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...] | list[str]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+@dataclass(frozen=True)
+class Bound:
+    """The valid values of one numeric setting: an int or a finite float within ``[low, high]``
+    (``low_open``/``high_open`` exclude the end), ``None`` allowed when ``optional``."""
+
+    integer: bool
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+
+    def describe(self) -> str:
+        """E.g. ``an integer >= 1`` or ``a finite number in [0, 1)``."""
+        kind = "an integer" if self.integer else "a finite number"
+        if self.low is not None and self.high is not None:
+            return (f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        return kind
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is valid (type and range)."""
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+# One table for every numeric setting (flag --<name with dashes>); validate_config applies it.
+NUMERIC_BOUNDS: dict[str, Bound] = {
+    "imbalance_ratio": Bound(False, low=1),
+    "epochs": Bound(True, low=1),
+    "batch_size": Bound(True, low=1),
+    "lr": Bound(False, low=0, low_open=True),
+    "momentum": Bound(False, low=0, high=1, high_open=True),
+    "weight_decay": Bound(False, low=0),
+    "rho": Bound(False, low=0),
+    "gamma": Bound(False, low=0),
+    "lam": Bound(False, low=0),
+    "seed": Bound(True, low=0, high=2**32 - 1),
+    "workers": Bound(True, low=0),
+    "threads": Bound(True, low=1, optional=True),
+    "max_steps": Bound(True, low=1, optional=True),
+    "tail_threshold": Bound(False, low=0, optional=True),
+    "ccsam_beta": Bound(False, low=0, high=1, optional=True),
+    "noise_ratio": Bound(False, low=0),
+}
+RHO_STEP_BOUND = Bound(False, low=0)  # each of the two values of --rho-steps
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of config field ``name``."""
+    return "--" + name.replace("_", "-")
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """The valid values of every named setting."""
+    from ..data import DATASETS
+    from ..kernels import IMPLS
+    from ..models import MODELS
+
+    return {"method": METHODS, "loss": LOSS_NAMES, "amp": AMP_MODES, "model": tuple(MODELS),
+            "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS)}
+
+
+def check_device_name(name: Any) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` (whether CUDA is present is checked when the run starts)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ValueError(f"invalid --device {name!r}; valid: cpu, cuda, cuda:N")
 
 
 def validate_config(cfg: TrainConfig) -> None:
-    """Check names and ranges before anything is built; errors list the valid values."""
-    from ..data import DATASETS
-    from ..models import MODELS
-
-    _choice("method", cfg.method, METHODS)
-    _choice("loss", cfg.loss, LOSS_NAMES)
-    _choice("amp mode", cfg.amp, AMP_MODES)
-    _choice("model", cfg.model, list(MODELS))
-    _choice("dataset", cfg.dataset, list(DATASETS))
+    """Check every setting before anything is built: names against :func:`choices`, numbers against
+    :data:`NUMERIC_BOUNDS`, the device name and the rho schedule.  The ``ValueError`` is one line
+    naming the flag, the value and what is valid."""
+    for name, valid in choices().items():
+        value = getattr(cfg, name)
+        if value not in valid:
+            raise ValueError(f"unknown {flag(name)} {value!r}; valid: {', '.join(valid)}")
+    for name, bound in NUMERIC_BOUNDS.items():
+        value = getattr(cfg, name)
+        if not bound.accepts(value):
+            raise ValueError(f"{flag(name)} must be {bound.describe()}, got {value!r}")
+    check_device_name(cfg.device)
+    steps = cfg.rho_steps
+    if steps is not None and (not isinstance(steps, (list, tuple)) or len(steps) != 2
+                              or not all(RHO_STEP_BOUND.accepts(r) for r in steps)):
+        raise ValueError(f"--rho-steps takes 2 values, each {RHO_STEP_BOUND.describe()} (rho before / "
+                         f"after {SWITCH_FRACTION:.0%} of the epochs), got {steps!r}")
     if cfg.drw and cfg.loss == "la":
         raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
                          "(use --loss ce, ldam or vs with --drw)")
-    if cfg.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {cfg.batch_size}")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise ValueError(f"max steps must be >= 1, got {cfg.max_steps}")
-    if cfg.rho_steps is not None and len(cfg.rho_steps) != 2:
-        raise ValueError(f"rho steps take 2 values (before / after {SWITCH_FRACTION:.0%} of the "
-                         f"epochs), got {cfg.rho_steps}")
-    for name in ("lr", "momentum", "weight_decay", "rho", "gamma", "lam", "noise_ratio"):
-        value = getattr(cfg, name)
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
-    if cfg.imbalance_ratio < 1:
-        raise ValueError(f"imbalance ratio must be >= 1, got {cfg.imbalance_ratio}")

@@ -1,5 +1,7 @@
 """The epoch loop: build everything from a :class:`TrainConfig`, train with per-epoch schedules,
-evaluate, log, checkpoint atomically, resume bit-identically (CPU)."""
+evaluate, log, checkpoint atomically with a digest, resume bit-identically (CPU).  A run owns its
+output folder (:class:`~focalsam_fast.train.runfolder.RunFolder`) from construction to the end of
+:meth:`Trainer.run`."""
 
 from __future__ import annotations
 
@@ -18,23 +20,23 @@ from torch.utils.data import DataLoader
 from ..data import LongTailedData
 from ..kernels import ImplUnavailableError
 from . import plots
-from .builders import SetupError, build_criterion, build_data, build_run_model, preflight
+from .builders import build_criterion, build_data, build_run_model, check_runtime, preflight
 from .checkpoint import (
     CHECKPOINT_NAME,
-    FORMAT_VERSION,
-    CheckpointError,
-    atomic_save,
-    atomic_write_text,
     check_compatible,
     check_same_settings,
     load_checkpoint,
     rng_state,
+    save_checkpoint,
     seed_everything,
     set_rng_state,
 )
-from .config import TrainConfig
+from .config import TrainConfig, validate_config
+from .errors import CheckpointError, DivergedError, SetupError
+from .files import atomic_write_text
 from .methods import build_optimizer, method_details
 from .metrics import EvalResult, autocast_for, evaluate, group_table, per_class_table
+from .runfolder import RunFolder
 from .schedules import CosineLR, apply_drw, build_rho_scheduler
 
 Log = Callable[[str], None]
@@ -67,16 +69,6 @@ def make_loader(dataset: Any, cfg: TrainConfig, train: bool, generator: torch.Ge
                       num_workers=cfg.workers, pin_memory=device.type == "cuda", drop_last=False)
 
 
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise SetupError(f"invalid --device {name!r} ({exc})") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SetupError(f"--device {name} asked for but CUDA is not available here (use --device cpu)")
-    return device
-
-
 def set_threads(cfg: TrainConfig, device: torch.device) -> None:
     """Apply ``cfg.threads``; the tiny digits CNN on the CPU defaults to one thread (its ops are
     too small to gain from intra-op parallelism, and thread hand-offs cost more than they save)."""
@@ -87,28 +79,47 @@ def set_threads(cfg: TrainConfig, device: torch.device) -> None:
 
 
 class Trainer:
-    """One training run of ``cfg`` writing into ``out_dir``.
+    """One training run of ``cfg`` writing into ``out_dir`` (``None``: a new uniquely named folder
+    ``runs/<dataset>-<method>-<time>-<suffix>``).
 
-    Construction builds data, model, loss, optimizer and schedules (and, with ``resume``, loads
-    and checks the checkpoint) so that every setup error surfaces as :class:`SetupError` or
-    :class:`CheckpointError` before any training.  :meth:`run` trains the remaining epochs.
+    Construction checks the settings, the device and the paths, claims the output folder (an OS
+    lock held until :meth:`run` ends or :meth:`close`), then builds data, model, loss, optimizer
+    and schedules (and, with ``resume``, loads and checks the checkpoint), so that every setup
+    error surfaces as a :class:`~focalsam_fast.train.errors.RunError` before any training.
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, resume: str | Path | None = None,
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None, resume: str | Path | None = None,
                  log: Log = print, progress: bool | None = None,
                  data: LongTailedData | None = None) -> None:
-        self.cfg, self.out_dir, self.log, self.progress = cfg, Path(out_dir), log, progress
-        self.device = _device(cfg.device)
+        try:
+            validate_config(cfg)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from exc
+        self.cfg, self.log, self.progress = cfg, log, progress
+        self.device = check_runtime(cfg)
         set_threads(cfg, self.device)
-        if cfg.amp == "fp16" and self.device.type == "cpu":
-            raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
         preflight(cfg)
-        self.data = data if data is not None else build_data(cfg)
+        self.folder = (RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}") if out_dir is None
+                       else RunFolder.claim(out_dir, resume_from=resume))
+        self.out_dir = self.folder.path
+        try:
+            self._build(resume, data)
+        except BaseException:
+            self.folder.discard()
+            raise
+        if self.folder.removed_temp:
+            log(f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "
+                f"from {self.out_dir}")
+
+    def _build(self, resume: str | Path | None, data: LongTailedData | None) -> None:
+        cfg = self.cfg
         ckpt = None
         if resume is not None:
             ckpt = load_checkpoint(resume)
-            check_compatible(ckpt, resume, cfg.model, self.data.num_classes, self.data.class_counts)
             check_same_settings(ckpt, resume, cfg.to_dict())
+        self.data = data if data is not None else build_data(cfg)
+        if ckpt is not None:
+            check_compatible(ckpt, resume, cfg.model, self.data.num_classes, self.data.class_counts)
         seed_everything(cfg.seed)
         self.model = build_run_model(cfg, self.data).to(self.device)
         self.criterion = build_criterion(cfg, self.data).to(self.device)
@@ -124,6 +135,10 @@ class Trainer:
         self.seed_base = sampler_seed(cfg.seed)
         if ckpt is not None:
             self._load_state(ckpt, resume)
+
+    def close(self) -> None:
+        """Give up the output folder (done by :meth:`run` when it ends)."""
+        self.folder.release()
 
     # ------------------------------------------------------------------------------ state
     def _load_state(self, ckpt: dict[str, Any], path: str | Path) -> None:
@@ -145,7 +160,6 @@ class Trainer:
     def state(self, epoch: int) -> dict[str, Any]:
         """Everything needed to continue after ``epoch`` completed epochs."""
         return {
-            "format": FORMAT_VERSION,
             "epoch": epoch,
             "global_step": self.global_step,
             "config": self.cfg.to_dict(),
@@ -208,13 +222,17 @@ class Trainer:
         for x, y in bar:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
+            where = f"epoch {epoch + 1}, step {self.global_step + 1}"
+            try:
+                out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
+            except FloatingPointError as exc:  # the SAM optimizers check their losses and gradients
+                raise DivergedError(f"training diverged at {where}: {exc}; start a new run with a "
+                                    "lower --lr or --rho") from exc
             self.global_step += 1
             loss = float(out.loss)
             if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss} at epoch {epoch + 1}, step {self.global_step}; "
-                    "lower --lr or --rho")
+                raise DivergedError(f"training loss is {loss} at {where}; start a new run with a "
+                                    "lower --lr or --rho")
             total_loss += loss * len(y)
             if out.logits is not None:
                 correct += int((out.logits.argmax(1) == y).sum())
@@ -250,15 +268,22 @@ class Trainer:
 
     def run(self) -> RunResult:
         """Train from ``start_epoch`` to the end (or ``max_steps``), then write the final table
-        and plots.  A KeyboardInterrupt propagates; the last complete checkpoint stays intact."""
+        and plots, and release the output folder.  A KeyboardInterrupt propagates; the last
+        complete checkpoint stays intact."""
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _write_metrics(self) -> None:
+        """``metrics.jsonl``: one line per completed epoch, rewritten whole (atomically) each epoch,
+        so an interrupted write never leaves a partial line."""
+        atomic_write_text("".join(json.dumps(h) + "\n" for h in self.history), self.out_dir / "metrics.jsonl")
+
+    def _run(self) -> RunResult:
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.write_config()
-        metrics_path = self.out_dir / "metrics.jsonl"
-        if self.start_epoch == 0:
-            metrics_path.unlink(missing_ok=True)
-        else:  # rewrite from the checkpoint's history (drops epochs after the checkpoint)
-            atomic_write_text("".join(json.dumps(h) + "\n" for h in self.history), metrics_path)
+        self._write_metrics()  # a resumed run drops the lines of epochs after its checkpoint
         start = time.perf_counter()
         result = None
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -275,12 +300,11 @@ class Trainer:
                       "seconds": time.perf_counter() - t0, "global_step": self.global_step}
             record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
             self.history.append(record)
-            with metrics_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
             self.lr_sched.step()
             if self.rho_sched is not None:
                 self.rho_sched.step()
-            atomic_save(self.state(epoch + 1), self.checkpoint_path)
+            save_checkpoint(self.state(epoch + 1), self.checkpoint_path)
+            self._write_metrics()
             every = max(1, cfg.epochs // 10)  # about ten log lines per run
             if epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == cfg.epochs or self.max_steps_reached:
                 self.log(epoch_line(record, cfg.epochs))

@@ -1,4 +1,5 @@
-"""PNG plots (matplotlib, Agg backend): per-class accuracy against training count, training curves."""
+"""PNG plots (matplotlib, Agg backend, written atomically): per-class accuracy against training
+count, training curves."""
 
 from __future__ import annotations
 
@@ -12,7 +13,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .files import atomic_write
+
 GROUP_COLOURS = {"head": "#dbe9f6", "medium": "#fdf1d6", "tail": "#f9dcdc"}
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    """Write ``fig`` as a PNG atomically (see :func:`~focalsam_fast.train.files.atomic_write`)."""
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
@@ -46,9 +58,7 @@ def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence
     handles = ax.get_legend_handles_labels()[0] + counts_ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower left", fontsize=8)
     ax.set_title("per-class accuracy vs class count")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> None:
@@ -67,6 +77,4 @@ def training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> N
     acc_ax.set_ylabel("test accuracy (%)")
     acc_ax.set_title("test accuracy")
     acc_ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
