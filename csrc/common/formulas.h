@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "dtypes.h"
+#include "logsumexp.h"
 
 namespace focalsam {
 
@@ -16,6 +17,13 @@ FS_HD A perturb_scale(A norm, A rho, A inv_scale) {
   return rho / (norm * inv_scale + static_cast<A>(kNormEps)) * inv_scale;
 }
 
+/// A norm that is not finite (NaN, +-inf: an overflowed gradient under a GradScaler) leaves the
+/// weights where they are: out = p exactly, g is not read.
+template <class A>
+FS_HD bool perturb_keeps_params(A norm) {
+  return !fs_isfinite(norm);
+}
+
 /// out = p + (p^2 if adaptive) * (g * s)
 template <class A>
 FS_HD A perturb_element(A p, A g, A s, bool adaptive) {
@@ -23,6 +31,10 @@ FS_HD A perturb_element(A p, A g, A s, bool adaptive) {
   if (adaptive) e = (p * p) * e;
   return p + e;
 }
+
+/// sgd_step's found_inf (a float32 on the kernel's device, or null): a non-zero value (NaN
+/// included) skips the whole step, nothing is written.
+FS_HD bool step_skipped(const float* found_inf) { return found_inf != nullptr && *found_inf != 0.0f; }
 
 /// Options of torch.optim.SGD, in the form the update uses them.
 struct SgdOptions {

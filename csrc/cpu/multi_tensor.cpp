@@ -13,7 +13,7 @@ namespace focalsam::cpu {
   void perturb(DType, const PtrList&, const PtrList&, const PtrList&, const NumelList&, const ScalarArg&, \
                const ScalarArg&, const ScalarArg&, bool, int);                                          \
   void sgd_step(DType, const PtrList&, const PtrList&, const PtrList&, const PtrList&, const NumelList&, \
-                const ScalarArg&, const SgdOptions&, int);                                              \
+                const ScalarArg&, const SgdOptions&, std::uintptr_t, int);                              \
   }
 
 FOCALSAM_DECLARE_ISA(isa_default)
@@ -76,8 +76,9 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
 
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
-              const SgdOptions& options, int num_threads) {
-  FOCALSAM_CALL(sgd_step, dtype, params, grads, grads2, momentum_buffers, numels, lr, options, num_threads);
+              const SgdOptions& options, std::uintptr_t found_inf, int num_threads) {
+  FOCALSAM_CALL(sgd_step, dtype, params, grads, grads2, momentum_buffers, numels, lr, options, found_inf,
+                num_threads);
 }
 
 }  // namespace focalsam::cpu

@@ -214,8 +214,17 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
   dispatch_dtype(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using A = opmath_t<T>;
-    const A s = perturb_scale<A>(device_scalar<A>(norm).get(), device_scalar<A>(rho).get(),
-                                 device_scalar<A>(inv_scale).get());
+    const A norm_value = device_scalar<A>(norm).get();
+    if (perturb_keeps_params(norm_value)) {
+      sched.for_each([&](std::int64_t i) {
+        const Chunk& c = sched.chunks[i];
+        const T* p = at<const T>(params, c);
+        T* o = at<T>(outs, c);
+        if (o != p) std::copy(p, p + c.size, o);
+      });
+      return;
+    }
+    const A s = perturb_scale<A>(norm_value, device_scalar<A>(rho).get(), device_scalar<A>(inv_scale).get());
     sched.for_each([&](std::int64_t i) {
       const Chunk& c = sched.chunks[i];
       const T* p = at<const T>(params, c);
@@ -236,7 +245,8 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
 
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
-              const SgdOptions& options, int num_threads) {
+              const SgdOptions& options, std::uintptr_t found_inf, int num_threads) {
+  if (step_skipped(reinterpret_cast<const float*>(found_inf))) return;
   const Schedule sched(numels, num_threads);
   const bool has_g2 = !grads2.empty();
   dispatch_dtype(dtype, [&](auto tag) {

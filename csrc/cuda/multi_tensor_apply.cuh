@@ -1,38 +1,50 @@
 // Multi-tensor launcher in the style of ATen's / apex's multi_tensor_apply.
 //
-// Up to kMaxTensors[depth-1] tensors (depth parallel lists, e.g. params/grads/out) and kMaxBlocks
-// chunks of kChunkSize elements are described by one TensorListMeta that is passed BY VALUE as a
-// kernel argument (fits the classic 4 KB parameter limit).  Each block handles one chunk; a
-// launch is issued whenever the tensor table or the block table is full, carrying a partially
-// processed tensor over to the next launch.  Blocks are numbered globally in launch order
-// (meta.first_block + blockIdx.x == global chunk index), which reductions use to write their
-// per-chunk partials at fixed positions (deterministic).
+// The lists are cut into chunks of kChunkSize elements.  Up to kMaxTensors[depth-1] tensors (depth
+// parallel lists, e.g. params/grads/out) and kMaxChunks chunks are described by one TensorListMeta
+// that is passed BY VALUE as a kernel argument (fits the classic 4 KB parameter limit); a launch is
+// issued whenever the tensor table or the chunk table is full, carrying a partially processed
+// tensor over to the next launch.  Each chunk is shared by blocks_per_chunk blocks (1 to
+// kSubChunks, a power of two chosen per call so that the grid fills the GPU: small lists get more,
+// shorter blocks); a block owns kSubChunks / blocks_per_chunk consecutive sub-chunks of
+// kSubChunkSize elements.  Sub-chunks are numbered globally (chunk index * kSubChunks + position),
+// which reductions use to write one partial per sub-chunk at a fixed position: the partials, and
+// so the result, do not depend on blocks_per_chunk or on the GPU.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-
 namespace focalsam::cuda {
 
 constexpr std::int64_t kChunkSize = 65536;
+constexpr std::int64_t kSubChunkSize = 4096;
+constexpr int kSubChunks = static_cast<int>(kChunkSize / kSubChunkSize);
 constexpr int kBlockSize = 512;
-constexpr int kILP = 4;
-constexpr int kMaxBlocks = 320;
+constexpr int kMaxChunks = 320;
 constexpr int kMaxTensors[5] = {110, 64, 48, 36, 30};
+/// Bytes per vector access and elements per thread and tile (16 / sizeof(T): 4 float, 2 double, 8 half).
+constexpr int kVecBytes = 16;
+template <class T>
+constexpr int kILP = kVecBytes / static_cast<int>(sizeof(T));
+
+static_assert(kSubChunkSize % (kBlockSize * 8) == 0, "a sub-chunk is whole tiles for every dtype");
 
 template <int depth>
 struct TensorListMeta {
   static constexpr int kTensors = kMaxTensors[depth - 1];
   void* addresses[depth][kTensors];
   std::int64_t numel[kTensors];
-  unsigned char block_to_tensor[kMaxBlocks];
-  int block_to_chunk[kMaxBlocks];
-  std::int64_t first_block;  // global chunk index of this launch's block 0
+  unsigned char chunk_to_tensor[kMaxChunks];
+  int chunk_index[kMaxChunks];  // chunk of its tensor
+  std::int64_t first_chunk;     // global index of this launch's chunk 0
+  int blocks_per_chunk;         // a power of two dividing kSubChunks
 };
 static_assert(sizeof(TensorListMeta<1>) <= 3968 && sizeof(TensorListMeta<2>) <= 3968 &&
                   sizeof(TensorListMeta<3>) <= 3968 && sizeof(TensorListMeta<4>) <= 3968 &&
@@ -65,29 +77,63 @@ __global__ void __launch_bounds__(kBlockSize) multi_tensor_kernel(TensorListMeta
   f(meta, args...);
 }
 
-/// Number of chunks (= blocks, = reduction partials) for these element counts.
+/// Number of chunks for these element counts.
 inline std::int64_t num_chunks(const std::vector<std::int64_t>& numels) {
   std::int64_t n = 0;
   for (std::int64_t v : numels) n += (v + kChunkSize - 1) / kChunkSize;
   return n;
 }
 
+/// Number of sub-chunks (= sq_norm partials) for these element counts.
+inline std::int64_t num_sub_chunks(const std::vector<std::int64_t>& numels) {
+  return num_chunks(numels) * kSubChunks;
+}
+
+/// Resident kBlockSize-thread blocks that fill `device` (SMs times blocks per SM), queried once
+/// per device and cached (attribute queries do not synchronise).
+inline std::int64_t blocks_to_fill(int device) {
+  static std::mutex mutex;
+  static std::vector<std::int64_t> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<std::size_t>(device) >= cache.size()) cache.resize(static_cast<std::size_t>(device) + 1, 0);
+  std::int64_t& blocks = cache[static_cast<std::size_t>(device)];
+  if (blocks == 0) {
+    int sms = 0, threads = 0;
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "SM count");
+    check_cuda(cudaDeviceGetAttribute(&threads, cudaDevAttrMaxThreadsPerMultiProcessor, device),
+               "threads per SM");
+    blocks = static_cast<std::int64_t>(sms) * std::max(1, threads / kBlockSize);
+  }
+  return blocks;
+}
+
+/// Blocks per chunk for a call over `chunks` chunks: the smallest power of two (at most kSubChunks)
+/// that gives at least `target` blocks.
+inline int blocks_per_chunk(std::int64_t chunks, std::int64_t target) {
+  int n = 1;
+  while (n < kSubChunks && chunks * n < target) n *= 2;
+  return n;
+}
+
 /// Launches `f` over all chunks of the `depth` lists (lists[d][t] is the data pointer of tensor t
-/// in list d).  Empty tensors are skipped.
+/// in list d) on `stream` of `device` (the current device).  Empty tensors are skipped.
 template <int depth, class Functor, class... Args>
 void multi_tensor_apply(const std::vector<const std::vector<std::uintptr_t>*>& lists,
-                        const std::vector<std::int64_t>& numels, cudaStream_t stream, Functor f, Args... args) {
+                        const std::vector<std::int64_t>& numels, int device, cudaStream_t stream, Functor f,
+                        Args... args) {
   using Meta = TensorListMeta<depth>;
   Meta meta{};
+  meta.blocks_per_chunk = blocks_per_chunk(num_chunks(numels), blocks_to_fill(device));
   int n_tensors = 0;
-  int n_blocks = 0;
+  int n_chunks = 0;
   std::int64_t launched = 0;
   auto launch = [&]() {
-    meta.first_block = launched;
-    multi_tensor_kernel<depth><<<n_blocks, kBlockSize, 0, stream>>>(meta, f, args...);
+    meta.first_chunk = launched;
+    const unsigned grid = static_cast<unsigned>(n_chunks * meta.blocks_per_chunk);
+    multi_tensor_kernel<depth><<<grid, kBlockSize, 0, stream>>>(meta, f, args...);
     check_cuda(cudaGetLastError(), "multi_tensor_apply launch");
-    launched += n_blocks;
-    n_blocks = 0;
+    launched += n_chunks;
+    n_chunks = 0;
   };
   for (std::size_t t = 0; t < numels.size(); ++t) {
     if (numels[t] == 0) continue;
@@ -96,11 +142,11 @@ void multi_tensor_apply(const std::vector<const std::vector<std::uintptr_t>*>& l
     ++n_tensors;
     const std::int64_t chunks = (numels[t] + kChunkSize - 1) / kChunkSize;
     for (std::int64_t c = 0; c < chunks; ++c) {
-      meta.block_to_tensor[n_blocks] = static_cast<unsigned char>(n_tensors - 1);
-      meta.block_to_chunk[n_blocks] = static_cast<int>(c);
-      ++n_blocks;
+      meta.chunk_to_tensor[n_chunks] = static_cast<unsigned char>(n_tensors - 1);
+      meta.chunk_index[n_chunks] = static_cast<int>(c);
+      ++n_chunks;
       const bool tensor_done = c == chunks - 1;
-      if (n_blocks == kMaxBlocks || (tensor_done && n_tensors == Meta::kTensors)) {
+      if (n_chunks == kMaxChunks || (tensor_done && n_tensors == Meta::kTensors)) {
         launch();
         if (tensor_done) {
           n_tensors = 0;
@@ -112,31 +158,37 @@ void multi_tensor_apply(const std::vector<const std::vector<std::uintptr_t>*>& l
       }
     }
   }
-  if (n_blocks > 0) launch();
+  if (n_chunks > 0) launch();
 }
 
-// ---- per-chunk helpers used by the functors -------------------------------------------------
+// ---- per-block helpers used by the functors -------------------------------------------------
 
 template <class T>
-struct alignas(sizeof(T) * kILP) AlignedVec {
-  T v[kILP];
+struct alignas(kVecBytes) AlignedVec {
+  T v[kILP<T>];
 };
 
 template <class T>
 __device__ __forceinline__ bool is_aligned(const T* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % (sizeof(T) * kILP) == 0;
+  return reinterpret_cast<std::uintptr_t>(p) % kVecBytes == 0;
 }
 
-/// The part of tensor `meta.block_to_tensor[blockIdx.x]` this block owns: pointer offset and size.
+/// The elements this block owns: `size` elements from `offset` in tensor `tensor` (size may be 0
+/// past the end of a tensor), made of `sub_chunks` sub-chunks, the first with global index `first_sub`.
 template <int depth>
 struct ChunkView {
-  int tensor;
-  std::int64_t offset, size;
+  int tensor, sub_chunks;
+  std::int64_t offset, size, first_sub;
   __device__ explicit ChunkView(const TensorListMeta<depth>& meta) {
-    tensor = meta.block_to_tensor[blockIdx.x];
-    offset = static_cast<std::int64_t>(meta.block_to_chunk[blockIdx.x]) * kChunkSize;
+    const int entry = static_cast<int>(blockIdx.x) / meta.blocks_per_chunk;
+    const int part = static_cast<int>(blockIdx.x) % meta.blocks_per_chunk;
+    sub_chunks = kSubChunks / meta.blocks_per_chunk;
+    tensor = meta.chunk_to_tensor[entry];
+    offset = static_cast<std::int64_t>(meta.chunk_index[entry]) * kChunkSize + part * sub_chunks * kSubChunkSize;
     size = meta.numel[tensor] - offset;
-    if (size > kChunkSize) size = kChunkSize;
+    if (size > sub_chunks * kSubChunkSize) size = sub_chunks * kSubChunkSize;
+    if (size < 0) size = 0;
+    first_sub = (meta.first_chunk + entry) * kSubChunks + part * sub_chunks;
   }
   template <class T>
   __device__ T* ptr(const TensorListMeta<depth>& meta, int list) const {
@@ -144,34 +196,39 @@ struct ChunkView {
   }
 };
 
-/// Calls op(r, valid) for register tiles r[depth][kILP] covering the `n` elements of the block's
-/// chunk in `ptrs` (r[d][k] for k < valid are meaningful).  Only lists whose bit is set in
-/// `read_mask` are loaded, only those in `write_mask` are stored.  Uses vector accesses (16 bytes
-/// for float32) when every pointer is aligned and n is a multiple of kILP.
+/// Calls op(r, valid) for register tiles r[depth][kILP<T>] covering the `n` elements at `ptrs`
+/// (r[d][k] for k < valid are meaningful).  Only lists whose bit is set in `read_mask` are loaded,
+/// only those in `write_mask` are stored.  Uses 16-byte vector accesses when every pointer is
+/// 16-byte aligned and n is a multiple of kILP<T>; the tile array has the vectors' alignment.
 template <int depth, class T, class Op>
 __device__ __forceinline__ void for_each_tile(T* const (&ptrs)[depth], std::int64_t n, unsigned read_mask,
                                               unsigned write_mask, Op&& op) {
-  T r[depth][kILP];
-  bool aligned = n % kILP == 0;
+  constexpr int ilp = kILP<T>;
+  alignas(kVecBytes) T r[depth][ilp];
+  bool aligned = n % ilp == 0;
 #pragma unroll
   for (int d = 0; d < depth; ++d) aligned = aligned && is_aligned(ptrs[d]);
   if (aligned) {
-    for (std::int64_t i = threadIdx.x; i * kILP < n; i += blockDim.x) {
+    for (std::int64_t i = threadIdx.x; i * ilp < n; i += blockDim.x) {
 #pragma unroll
       for (int d = 0; d < depth; ++d) {
-        if (read_mask & (1u << d)) *reinterpret_cast<AlignedVec<T>*>(r[d]) = reinterpret_cast<const AlignedVec<T>*>(ptrs[d])[i];
+        if (read_mask & (1u << d)) {
+          *reinterpret_cast<AlignedVec<T>*>(r[d]) = reinterpret_cast<const AlignedVec<T>*>(ptrs[d])[i];
+        }
       }
-      op(r, kILP);
+      op(r, ilp);
 #pragma unroll
       for (int d = 0; d < depth; ++d) {
-        if (write_mask & (1u << d)) reinterpret_cast<AlignedVec<T>*>(ptrs[d])[i] = *reinterpret_cast<AlignedVec<T>*>(r[d]);
+        if (write_mask & (1u << d)) {
+          reinterpret_cast<AlignedVec<T>*>(ptrs[d])[i] = *reinterpret_cast<const AlignedVec<T>*>(r[d]);
+        }
       }
     }
   } else {
-    for (std::int64_t base = 0; base < n; base += static_cast<std::int64_t>(blockDim.x) * kILP) {
+    for (std::int64_t base = 0; base < n; base += static_cast<std::int64_t>(blockDim.x) * ilp) {
       int valid = 0;
 #pragma unroll
-      for (int k = 0; k < kILP; ++k) {
+      for (int k = 0; k < ilp; ++k) {
         const std::int64_t idx = base + threadIdx.x + static_cast<std::int64_t>(k) * blockDim.x;
         if (idx < n) {
           ++valid;
@@ -183,7 +240,7 @@ __device__ __forceinline__ void for_each_tile(T* const (&ptrs)[depth], std::int6
       }
       op(r, valid);
 #pragma unroll
-      for (int k = 0; k < kILP; ++k) {
+      for (int k = 0; k < ilp; ++k) {
         const std::int64_t idx = base + threadIdx.x + static_cast<std::int64_t>(k) * blockDim.x;
         if (idx < n) {
 #pragma unroll

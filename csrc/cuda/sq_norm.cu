@@ -1,6 +1,8 @@
 // sq_norm: sum of squares over all tensors of a list (optionally of |p| * g), deterministic.
-// Pass 1 (multi_tensor_apply): each block reduces its chunk in opmath and writes the partial, as
-// float64, to workspace[global chunk index].  Pass 2: one block sums the partials in fixed order.
+// Pass 1 (multi_tensor_apply): each block reduces each of its sub-chunks in opmath and writes the
+// partial, as float64, to workspace[global sub-chunk index].  Pass 2: one block sums the partials
+// in fixed order.  The partials do not depend on how many blocks share a chunk, so the bits of the
+// result are the same on every GPU.
 #include "../common/dtypes.h"
 #include "multi_tensor_apply.cuh"
 #include "ops.h"
@@ -15,22 +17,28 @@ struct SqNormFunctor {
   __device__ void operator()(const TensorListMeta<depth>& meta, double* partials) const {
     using A = opmath_t<T>;
     const ChunkView<depth> c(meta);
-    T* ptr_list[depth];
+    for (int k = 0; k < c.sub_chunks; ++k) {
+      const std::int64_t begin = k * kSubChunkSize;
+      const std::int64_t n = c.size - begin < kSubChunkSize ? c.size - begin : kSubChunkSize;
+      A acc = 0;
+      if (n > 0) {
+        T* ptr_list[depth];
 #pragma unroll
-    for (int d = 0; d < depth; ++d) ptr_list[d] = c.template ptr<T>(meta, d);
-    A acc = 0;
-    for_each_tile<depth>(ptr_list, c.size, (1u << depth) - 1u, 0u, [&](T (&r)[depth][kILP], int valid) {
+        for (int d = 0; d < depth; ++d) ptr_list[d] = c.template ptr<T>(meta, d) + begin;
+        for_each_tile<depth>(ptr_list, n, (1u << depth) - 1u, 0u, [&](T (&r)[depth][kILP<T>], int valid) {
 #pragma unroll
-      for (int k = 0; k < kILP; ++k) {
-        if (k < valid) {
-          A v = load(r[0][k]);
-          if constexpr (kAdaptive) v = fabs(load(r[depth - 1][k])) * v;
-          acc += v * v;
-        }
+          for (int i = 0; i < kILP<T>; ++i) {
+            if (i < valid) {
+              A v = load(r[0][i]);
+              if constexpr (kAdaptive) v = fabs(load(r[depth - 1][i])) * v;
+              acc += v * v;
+            }
+          }
+        });
       }
-    });
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) partials[meta.first_block + blockIdx.x] = static_cast<double>(acc);
+      acc = block_sum(acc);  // every thread of the block takes part (n is the same for all)
+      if (threadIdx.x == 0) partials[c.first_sub + k] = static_cast<double>(acc);
+    }
   }
 };
 
@@ -44,7 +52,7 @@ __global__ void __launch_bounds__(kBlockSize) sum_partials_kernel(const double* 
 
 }  // namespace
 
-std::int64_t sq_norm_workspace_size(const NumelList& numels) { return num_chunks(numels); }
+std::int64_t sq_norm_workspace_size(const NumelList& numels) { return num_sub_chunks(numels); }
 
 void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
              std::uintptr_t out, std::uintptr_t workspace, const Launch& launch) {
@@ -54,11 +62,11 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
   dispatch_dtype(dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (params.empty()) {
-      multi_tensor_apply<1>({&grads}, numels, stream, SqNormFunctor<T, false>{}, partials);
+      multi_tensor_apply<1>({&grads}, numels, launch.device, stream, SqNormFunctor<T, false>{}, partials);
     } else {
-      multi_tensor_apply<2>({&grads, &params}, numels, stream, SqNormFunctor<T, true>{}, partials);
+      multi_tensor_apply<2>({&grads, &params}, numels, launch.device, stream, SqNormFunctor<T, true>{}, partials);
     }
-    sum_partials_kernel<opmath_t<T>><<<1, kBlockSize, 0, stream>>>(partials, num_chunks(numels),
+    sum_partials_kernel<opmath_t<T>><<<1, kBlockSize, 0, stream>>>(partials, num_sub_chunks(numels),
                                                                     reinterpret_cast<opmath_t<T>*>(out));
     check_cuda(cudaGetLastError(), "sq_norm sum_partials_kernel");
   });

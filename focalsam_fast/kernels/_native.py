@@ -15,11 +15,12 @@ Each op dispatches on the device of its first tensor: CPU tensors run ``_C_cpu``
 ``torch.get_num_threads()`` OpenMP threads, CUDA tensors run ``_C_cuda`` on
 ``torch.cuda.current_stream()`` without synchronising the host.
 
-Hyper-parameters that may be floats or tensors (``norm``, ``rho``, ``inv_scale``, ``lr``) are passed
-to the ops as a pair ``(tensor or None, float)``; a tensor is read by the kernel itself, so device
-tensors need no host sync.  Dense tensors in ``torch.contiguous_format`` or ``channels_last``
-(3-D: ``channels_last_3d``) are used in place; other read-only inputs are copied to a dense layout,
-other mutated tensors raise :class:`ValueError`.
+Hyper-parameters that may be floats or tensors (``norm``, ``rho``, ``inv_scale``, ``lr``,
+``grad_scale``) are passed to the ops as a pair ``(tensor or None, float)``; a tensor is read by the
+kernel itself, so device tensors need no host sync (so is ``sgd_step``'s ``found_inf``).  Dense
+tensors in ``torch.contiguous_format`` or ``channels_last`` (3-D: ``channels_last_3d``) are used in
+place; other read-only inputs are copied to a dense layout, other mutated tensors raise
+:class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -223,10 +224,12 @@ def _sgd_step(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    found_inf: Tensor | None = None,
 ) -> None:
     """``g = g1 + g2`` (``grads2`` empty: ``g1``) and one ``torch.optim.SGD`` update, in place.
 
-    ``momentum_buffers`` is ignored (and may be empty) when ``momentum == 0``."""
+    ``momentum_buffers`` is ignored (and may be empty) when ``momentum == 0``.  A non-zero
+    ``found_inf`` (one element, read as float32 by the kernel) skips the step: nothing is written."""
     dtype, device = params[0].dtype, params[0].device
     code = _dtype_code(dtype, "params[0]")
     ps = _prepare("params", params, dtype, device, mutated=True)
@@ -235,9 +238,11 @@ def _sgd_step(
     bs = (_prepare("momentum_buffers", momentum_buffers, dtype, device, like=ps, mutated=True)
           if momentum != 0 else [])
     lr_arg = _scalar(lr, lr_value, acc_dtype(dtype), device, "lr")
+    inf_arg = _scalar(found_inf, 0.0, torch.float32, device, "found_inf")
     mod, launch = _backend(device)
     mod.sgd_step(code, _ptrs(ps), _ptrs(gs), _ptrs(g2s), _ptrs(bs), [p.numel() for p in ps], lr_arg[0],
-                 lr_arg[1], momentum, dampening, weight_decay, nesterov, maximize, first_step, **launch)
+                 lr_arg[1], momentum, dampening, weight_decay, nesterov, maximize, first_step, inf_arg[0],
+                 **launch)
 
 
 sgd_step_op = torch.library.custom_op("focalsam::sgd_step", _sgd_step,
@@ -252,8 +257,13 @@ def _focal_loss(
     bias: Tensor,
     margin: Tensor,
     weight: Tensor | None,
+    grad_scale: Tensor | None = None,
+    grad_scale_value: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-sample losses and the two weighted logit gradients, see :func:`reference.focal_loss`."""
+    """Per-sample losses and the two weighted logit gradients, see :func:`reference.focal_loss`.
+
+    Both gradients are multiplied by ``grad_scale`` (the tensor when given, else the float) in the
+    accumulation dtype before rounding; labels outside ``[0, C)`` give NaN rows."""
     if logits.dim() != 2:
         raise ValueError(f"logits must be [B, C], got shape {tuple(logits.shape)}")
     rows, cols = logits.shape
@@ -279,9 +289,10 @@ def _focal_loss(
     grad_a = torch.empty_like(z)
     grad_b = torch.empty_like(z)
     ptr = [0 if t is None else t.data_ptr() for t in tables]
+    gs_arg = _scalar(grad_scale, grad_scale_value, a, device, "grad_scale")
     mod, launch = _backend(device)
     mod.focal_loss(code, z.data_ptr(), y.data_ptr(), *ptr, rows, cols, losses.data_ptr(), grad_a.data_ptr(),
-                   grad_b.data_ptr(), **launch)
+                   grad_b.data_ptr(), gs_arg[0], gs_arg[1], **launch)
     return losses, grad_a, grad_b
 
 
@@ -290,7 +301,8 @@ focal_loss_op = torch.library.custom_op("focalsam::focal_loss", _focal_loss, mut
 
 @focal_loss_op.register_fake
 def _(logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tensor, margin: Tensor,
-      weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+      weight: Tensor | None, grad_scale: Tensor | None = None,
+      grad_scale_value: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
     rows, cols = logits.shape
     return logits.new_empty((rows,)), logits.new_empty((rows, cols)), logits.new_empty((rows, cols))
 
@@ -350,13 +362,15 @@ def sgd_step(
     nesterov: bool,
     maximize: bool,
     first_step: bool,
+    found_inf: Tensor | None = None,
 ) -> None:
-    """Gradient combine + ``torch.optim.SGD`` update in one pass, see :func:`reference.sgd_step`."""
+    """Gradient combine + ``torch.optim.SGD`` update in one pass, see :func:`reference.sgd_step`;
+    nothing is written when ``found_inf`` (one-element float32 tensor) is non-zero."""
     if not params:
         return
     args = (list(params), list(grads), [] if grads2 is None else list(grads2),
             list(momentum_buffers) if momentum != 0 else [], *_split(lr), float(momentum),
-            float(dampening), float(weight_decay), nesterov, maximize, first_step)
+            float(dampening), float(weight_decay), nesterov, maximize, first_step, found_inf)
     if _eager():
         _sgd_step(*args)
         torch.autograd.graph.increment_version(args[0] + args[3])
@@ -372,6 +386,10 @@ def focal_loss(
     bias: Tensor,
     margin: Tensor,
     weight: Tensor | None = None,
+    grad_scale: float | Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass (:func:`reference.focal_loss`)."""
-    return (_focal_loss if _eager() else focal_loss_op)(logits, targets, coeff, scale, bias, margin, weight)
+    """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass (:func:`reference.focal_loss`);
+    both gradients are multiplied by ``grad_scale`` (None: 1) before rounding to the logits' dtype."""
+    scale_args = _split(1.0 if grad_scale is None else grad_scale)
+    return (_focal_loss if _eager() else focal_loss_op)(logits, targets, coeff, scale, bias, margin, weight,
+                                                         *scale_args)

@@ -40,8 +40,14 @@ OPCHECK_CASES = {
     "sgd_step_plain": lambda: (_native.sgd_step_op,
                                (_rand(), _rand(), [], [], torch.tensor(0.1), 0.0, 0.0, 0.0, 0.0, False, True,
                                 True)),
+    "sgd_step_found_inf": lambda: (_native.sgd_step_op,
+                                   (_rand(), _rand(), [], _rand(), None, 0.1, 0.9, 0.0, 0.0, False, False,
+                                    False, torch.tensor([float(torch.randint(0, 2, ()))]))),
     "focal_loss": lambda: (_native.focal_loss_op, _focal_args(False)),
     "focal_loss_weighted": lambda: (_native.focal_loss_op, _focal_args(True)),
+    "focal_loss_grad_scale": lambda: (_native.focal_loss_op, (*_focal_args(True), None, 1024.0)),
+    "focal_loss_grad_scale_tensor": lambda: (_native.focal_loss_op,
+                                             (*_focal_args(False), torch.tensor(65536.0), 1.0)),
 }
 
 
