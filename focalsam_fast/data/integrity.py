@@ -93,7 +93,8 @@ def check_class_counts(
         bad = [k for k, n in enumerate(counts) if n == 0]
         want = have if expected.total is None else expected.total
         what = [_class_label(k, class_names) for k in bad[:SHOWN]]
-        what_bad = f"{len(bad):,} classes have none ({first_examples(what, len(bad))})"
+        classes = "class" if len(bad) == 1 else "classes"
+        what_bad = f"no {images} in {len(bad):,} {classes} ({first_examples(what, len(bad))})"
     if not bad and have == want:
         return
     problem = f"{split} split has {have:,} of {want:,} {images}" + (f": {what_bad}" if bad else "")

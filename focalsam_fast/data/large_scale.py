@@ -40,9 +40,9 @@ def build_list_dataset(
     """``(train, test, class_counts, class_names)`` of ``imagenet_lt`` or ``inat2018``.
 
     Images live under ``root``; list files default to ``root/<standard name>`` (relative names are
-    taken relative to ``root``).  Each list is checked against ``expected[split]`` (default: its
-    :data:`STANDARD_COUNTS` entry when it has a standard name, else nothing) and every listed image
-    must exist (:class:`~focalsam_fast.data.integrity.DataIntegrityError` otherwise).
+    taken relative to ``root``).  Each list is checked against ``expected[split]`` (``None``: no
+    count check; default: its :data:`STANDARD_COUNTS` entry when it has a standard name) and every
+    listed image must exist (:class:`~focalsam_fast.data.integrity.DataIntegrityError` otherwise).
     """
     default_train, default_test, num_classes = LIST_FILES[name]
     root = Path(root)
@@ -50,7 +50,7 @@ def build_list_dataset(
     sets = {
         split: ListFileDataset(
             root, path, build_transform(transform, split == "train", image_size), num_classes,
-            STANDARD_COUNTS.get(path.name) if expected is None else expected[split], split,
+            (expected or {}).get(split, STANDARD_COUNTS.get(path.name)), split,
         )
         for split, path in paths.items()
     }

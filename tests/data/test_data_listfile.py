@@ -13,6 +13,8 @@ from focalsam_fast.data import (
     ALEXNET_ERRORS,
     ClassFolderDataset,
     CorruptImageError,
+    DataIntegrityError,
+    ExpectedCounts,
     ListFileDataset,
     ListFileError,
     build_dataset,
@@ -140,3 +142,55 @@ def test_imagenet_c_layout_and_mce(tmp_path: Path, seed: int) -> None:
     with pytest.raises(KeyError, match="no AlexNet error"):
         corruption_errors({"rain": [0.5]})
     assert len(ALEXNET_ERRORS) == 15
+
+
+def test_missing_and_unreadable_images_are_counted_at_construction(image_root: Path) -> None:
+    (image_root / "train/n002/empty.png").write_bytes(b"")
+    lst = image_root / "damaged.txt"
+    lst.write_text(
+        "train/n001/n001_0.png 0\ntrain/n001/gone.png 0\ntrain/n002/empty.png 1\n"
+        "train/n009/x.png 2\ntrain/n003 2\n"
+    )
+    with pytest.raises(DataIntegrityError) as info:
+        ListFileDataset(image_root, lst)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith(f"{lst}: under image root {image_root}, ")
+    assert "2 of 5 listed images are missing: train/n001/gone.png (line 2), train/n009/x.png (line 4);" in msg
+    assert "2 cannot be read: train/n002/empty.png (line 3, empty), train/n003 (line 5, not a file); " in msg
+    assert msg.endswith("extract the images so that <image root>/<listed path> exists for every line, "
+                        "or fix the list file")
+    # Unchecked, the data set builds and the bad image fails when read.
+    ds = ListFileDataset(image_root, lst, check_files=False)
+    with pytest.raises(CorruptImageError, match=r"gone\.png \(listed at .*damaged\.txt:2\)"):
+        ds[1]
+
+
+def test_many_missing_images_show_the_first_three(tmp_path: Path) -> None:
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"img/{k}.png {k % 2}\n" for k in range(8)))
+    with pytest.raises(
+        DataIntegrityError,
+        match=r"8 of 8 listed images are missing: img/0\.png \(line 1\), img/1\.png \(line 2\), "
+        r"img/2\.png \(line 3\) and 5 more; ",
+    ):
+        ListFileDataset(tmp_path, lst)
+
+
+def test_list_counts_against_expected(image_root: Path) -> None:
+    lst = image_root / "ImageNet_LT_train.txt"  # 3, 2, 1 images in classes 0, 1, 2
+    ListFileDataset(image_root, lst, expected=ExpectedCounts(3, total=6))
+    with pytest.raises(DataIntegrityError) as info:
+        ListFileDataset(image_root, lst, expected=ExpectedCounts(3, per_class=3), split="test")
+    msg = str(info.value)
+    assert msg.startswith(f"{lst}: test split has 6 of 9 test images: class 1 has 2 of 3 test images, "
+                          "class 2 has 1 of 3 test images; the list file is truncated or not the standard")
+    none_in_3 = r"6 of 6 training images: no training images in 1 class \(class 3\)"
+    with pytest.raises(DataIntegrityError, match=none_in_3):
+        ListFileDataset(image_root, lst, num_classes=4, expected=ExpectedCounts(4, total=6))
+
+
+def test_label_out_of_range_for_the_data_set(image_root: Path) -> None:
+    lst = image_root / "labels.txt"
+    lst.write_text("train/n001/n001_0.png 0\ntrain/n001/n001_1.png 1000\n")
+    with pytest.raises(ListFileError, match=r"labels\.txt:2: label 1000 >= num_classes 1000"):
+        build_dataset("imagenet_lt", image_root, train_list="labels.txt", expected={"train": None})
