@@ -91,7 +91,7 @@ def test_nonfinite_loss_raises_and_keeps_weights(bad_pass: int) -> None:
         losses = F.cross_entropy(lin(x), y, reduction="none")
         return losses * float("nan") if calls["n"] == bad_pass else losses
 
-    with pytest.raises(FloatingPointError, match="non-finite loss at w.*exactly as before"):
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at w.*exactly as before"):
         opt.step(closure, targets=y)
     assert all(torch.equal(p, q) for p, q in zip(lin.parameters(), w0))
     assert all(p.grad is None for p in lin.parameters())

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from focalsam_fast import LALoss, SAM, FocalSAM, ImbSAM, kernels
+from focalsam_fast import SAM, FocalSAM, ImbSAM, LALoss, kernels
 
 SYNC_OPS = {"aten::_local_scalar_dense", "aten::item", "aten::is_nonzero", "aten::equal"}
 CONVERSIONS = ("__bool__", "__int__", "__float__", "__index__", "tolist", "item")
