@@ -1,113 +1,329 @@
 #!/usr/bin/env bash
-# GPU check in one command: build, GPU tests, kernel benchmarks and the per-step table at the
-# paper's sizes, written to DIR (JSON + table.md + logs), within a wall-clock budget.
+# The GPU half of the checks in one command (docs/gpu.md): environment and build, CUDA and Triton
+# kernel tests, compute-sanitizer, whole-optimizer parity and focal-loss edge cases on CUDA, a
+# 2^31 + 7 element tensor, streams / host syncs / CUDA graphs, then the benchmarks.  Everything
+# goes to OUT_DIR: summary.md (verdict and one row per stage), <stage>.log, junit XML of every
+# pytest stage, JSON reports of the scripts under benchmarks/gpu/, benchmark JSON and table.md.
 #
-#   bash benchmarks/gpu_check.sh DIR
+#   bash benchmarks/gpu_check.sh OUT_DIR      run it (a CUDA GPU is required)
+#   bash benchmarks/gpu_check.sh --dry-run    list the stages, commands and caps; check that the caps
+#                                             fit the budget, that every referenced file exists and
+#                                             that every script under benchmarks/gpu/ compiles
 #
-# Environment: PYTHON (default .venv/bin/python if present, else python3),
-# FOCALSAM_GPU_CHECK_BUDGET_S (default 450: the whole run stays under 8 minutes),
-# FOCALSAM_CUDA_ARCHS (default: this GPU's compute capability only, for a fast nvcc build),
-# FOCALSAM_GPU_CHECK_SKIP_BUILD=1 (use the installed package as is).
-# On a machine without a usable GPU it prints "no GPU" and exits 0.  Otherwise it exits 0 when
-# every stage finished, 1 when one failed or ran out of time (the table still covers what ran).
+# Exit status: 0 only when every required stage passed; 1 when any failed, timed out or could not
+# run, including on a machine without a GPU; 2 on bad usage.  A skipped test in a GPU test stage
+# is a failure.  Stages run in order; each one gets its cap plus whatever earlier stages left
+# unused, never so much that a later required stage loses its cap.  The environment, build and
+# impls stages are hard: when one fails the run stops there.  The per-setting step timings are
+# optional: they run while time is left and do not fail the run when the time runs out.
+#
+# Environment: PYTHON (default python3: the machine's Python; the build is an editable install
+# into it), FOCALSAM_GPU_CHECK_BUDGET_S (default 480), FOCALSAM_CUDA_ARCHS (default: this GPU's
+# compute capability only, e.g. 90-real), COMPUTE_SANITIZER (path of compute-sanitizer).
 set -uo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash benchmarks/gpu_check.sh DIR" >&2
+usage() {
+    echo "usage: bash benchmarks/gpu_check.sh OUT_DIR | --dry-run" >&2
     exit 2
-fi
-OUT=$1
-cd "$(dirname "$0")/.."
-if [ -n "${PYTHON:-}" ]; then
-    PY=$PYTHON
-elif [ -x .venv/bin/python ]; then
-    PY=.venv/bin/python
-else
-    PY=python3
-fi
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+}
 
-if ! GPU=$("$PY" -c "import torch, sys
+DRY=0
+case "${1:-}" in
+    --dry-run) DRY=1; OUT=OUT_DIR; [ $# -eq 1 ] || usage ;;
+    "" | -*) usage ;;
+    *) OUT=$1; [ $# -eq 1 ] || usage ;;
+esac
+cd "$(dirname "$0")/.." || exit 2
+PY=${PYTHON:-python3}
+BUDGET=${FOCALSAM_GPU_CHECK_BUDGET_S:-480}
+RESERVE=30     # seconds kept for start-up, stage hand-overs and the summary
+MIN_OPTIONAL=45  # an optional stage starts only with at least this much time for it
+START=$(date +%s)
+export PYTHONUNBUFFERED=1
+
+# ------------------------------------------------------------------------------------------ setup
+NOTES=()
+if [ -n "${TRITON_INTERPRET+set}" ]; then
+    NOTES+=("TRITON_INTERPRET=${TRITON_INTERPRET} was set; unset for this run (Triton must compile for the GPU)")
+    unset TRITON_INTERPRET
+fi
+if [ -z "${CUDA_HOME:-}${CUDA_PATH:-}" ] && ! command -v nvcc >/dev/null 2>&1; then
+    for home in /usr/local/cuda /usr/local/cuda-*; do
+        if [ -x "$home/bin/nvcc" ]; then
+            export CUDA_HOME=$home
+            NOTES+=("nvcc not on PATH; CUDA_HOME=$home")
+            break
+        fi
+    done
+fi
+
+# compute-sanitizer: $COMPUTE_SANITIZER, PATH, next to nvcc, the CUDA homes
+SANITIZER=""
+SANITIZER_LOOKED=()
+find_sanitizer() {
+    local nvcc dirs=() d
+    if [ -n "${COMPUTE_SANITIZER:-}" ]; then
+        SANITIZER_LOOKED+=("\$COMPUTE_SANITIZER=$COMPUTE_SANITIZER")
+        [ -x "$COMPUTE_SANITIZER" ] && { SANITIZER=$COMPUTE_SANITIZER; return; }
+    fi
+    SANITIZER_LOOKED+=("PATH")
+    SANITIZER=$(command -v compute-sanitizer 2>/dev/null) && return
+    nvcc=$(command -v nvcc 2>/dev/null) && dirs+=("$(dirname "$nvcc")")
+    for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda /usr/local/cuda-* /opt/cuda /opt/nvidia/cuda; do
+        [ -n "$d" ] && [ -d "$d" ] && dirs+=("$d/bin" "$d/compute-sanitizer")
+    done
+    for d in "${dirs[@]}"; do
+        SANITIZER_LOOKED+=("$d")
+        [ -x "$d/compute-sanitizer" ] && { SANITIZER=$d/compute-sanitizer; return; }
+    done
+    SANITIZER=""
+}
+find_sanitizer
+
+GPU=""
+ARCH="<compute capability of GPU 0>"
+if [ $DRY -eq 0 ]; then
+    mkdir -p "$OUT" || exit 2
+    OUT=$(cd "$OUT" && pwd)
+    if ! GPU=$("$PY" -c "import torch, sys
 if not torch.cuda.is_available():
     sys.exit(1)
 print(torch.cuda.get_device_name(0))" 2>"$OUT/gpu_probe.log"); then
-    msg="gpu_check: no GPU (torch.cuda.is_available() is False for $PY); nothing was built or run. Run this on a CUDA machine."
-    echo "$msg" | tee "$OUT/summary.txt"
-    exit 0
-fi
-
-START=$(date +%s)
-BUDGET=${FOCALSAM_GPU_CHECK_BUDGET_S:-450}
-STATUS=0
-: >"$OUT/summary.txt"
-
-note() { echo "gpu_check: $*" | tee -a "$OUT/summary.txt"; }
-left() { echo $((BUDGET - ($(date +%s) - START))); }
-# run_stage NAME CAP_S CMD...: run CMD with a timeout of min(CAP_S, time left - 25 s reserve)
-run_stage() {
-    local name=$1 cap=$2 limit rc t0
-    shift 2
-    limit=$(($(left) - 25))
-    [ "$limit" -gt "$cap" ] && limit=$cap
-    if [ "$limit" -lt 20 ]; then
-        note "$name: SKIPPED (out of time budget)"
-        STATUS=1
-        return
+        msg="gpu_check: FAILED: no CUDA GPU visible (torch.cuda.is_available() is False for $PY, or torch does not import: see $OUT/gpu_probe.log); nothing was built or run. Run this on a CUDA machine (bash benchmarks/gpu_check.sh --dry-run checks the script without one)."
+        echo "$msg" | tee "$OUT/summary.md" >&2
+        exit 1
     fi
-    t0=$(date +%s)
-    timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ]; then
-        note "$name: ok ($(($(date +%s) - t0)) s)"
+    ARCH=$("$PY" -c "import torch; print('%d%d-real' % torch.cuda.get_device_capability(0))")
+fi
+ARCHS=${FOCALSAM_CUDA_ARCHS:-$ARCH}
+JOBS=$(nproc 2>/dev/null || echo 4)
+
+# ------------------------------------------------------------------------------------------ stages
+S_NAME=(); S_CAP=(); S_KIND=(); S_CMD=(); S_DESC=()
+FILES=(setup.py pyproject.toml CMakeLists.txt benchmarks/render_table.py benchmarks/gpu/_junit.py
+       benchmarks/gpu/_common.py)
+q() { printf '%q' "$1"; }
+QPY=$(q "$PY")
+QOUT=$(q "$OUT")
+
+# stage NAME CAP KIND DESCRIPTION COMMAND: KIND is hard (failure stops the run), required or optional
+stage() {
+    S_NAME+=("$1"); S_CAP+=("$2"); S_KIND+=("$3"); S_DESC+=("$4"); S_CMD+=("$5")
+}
+# script_stage NAME CAP KIND DESCRIPTION MODULE [PREFIX]: python -m benchmarks.gpu.MODULE --out OUT/NAME.json
+script_stage() {
+    FILES+=("benchmarks/gpu/$5.py")
+    stage "$1" "$2" "$3" "$4" "${6:-}$QPY -m benchmarks.gpu.$5 --out $QOUT/$1.json"
+}
+# pytest_stage NAME CAP DESCRIPTION JUNIT_FLAGS PYTEST_ARGS...: GPU tests, verbose; the junit XML
+# decides (a skip fails unless JUNIT_FLAGS allow it)
+pytest_stage() {
+    local name=$1 cap=$2 desc=$3 flags=$4 f
+    shift 4
+    for f in "$@"; do
+        f=${f#--ignore=}
+        case "$f" in tests/* | benchmarks/*) FILES+=("$f") ;; esac
+    done
+    stage "$name" "$cap" required "$desc" "$QPY -m pytest -p no:cacheprovider -o addopts= --import-mode=importlib -v -rs -m gpu $* --junitxml=$QOUT/$name.xml; r=\$?; [ \$r -eq 5 ] && r=0; $QPY -m benchmarks.gpu._junit $QOUT/$name.xml $flags || r=1; exit \$r"
+}
+# bench_stage NAME CAP KIND DESCRIPTION PYTEST_ARGS...: pytest-benchmark at the paper's sizes
+bench_stage() {
+    local name=$1 cap=$2 kind=$3 desc=$4
+    shift 4
+    FILES+=("$1")
+    stage "$name" "$cap" "$kind" "$desc" "FOCALSAM_BENCH_SIZE=paper $QPY -m pytest -p no:cacheprovider -q -rs $* --benchmark-enable --benchmark-disable-gc --benchmark-json=$QOUT/$name.json --junitxml=$QOUT/$name.xml; r=\$?; $QPY -m benchmarks.gpu._junit $QOUT/$name.xml --allow-skips || r=1; exit \$r"
+}
+
+# sanitizer_stage NAME CAP TOOL DESCRIPTION: benchmarks/gpu/sanitize_ops.py under compute-sanitizer
+# (every tensor its own cudaMalloc, so an access past a tensor's end is outside its allocation)
+sanitizer_stage() {
+    if [ -n "$SANITIZER" ]; then
+        script_stage "$1" "$2" required "$4" sanitize_ops \
+            "PYTORCH_NO_CUDA_MEMORY_CACHING=1 $(q "$SANITIZER") --tool $3 --error-exitcode 86 --print-limit 50 "
     else
-        [ $rc -eq 124 ] && why="timed out after $limit s" || why="exit $rc"
-        note "$name: FAILED ($why, $(($(date +%s) - t0)) s; see $name.log)"
-        STATUS=1
+        FILES+=(benchmarks/gpu/sanitize_ops.py)
+        stage "$1" "$2" required "$4" \
+            "echo 'compute-sanitizer not found; looked in: ${SANITIZER_LOOKED[*]}' >&2; exit 1"
     fi
 }
 
-note "device: $GPU; python: $PY; budget ${BUDGET} s"
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)
-try:
-    import triton; print('triton', triton.__version__)
-except ImportError:
-    print('triton not installed')" 2>&1 | tee -a "$OUT/summary.txt"
-
-if [ "${FOCALSAM_GPU_CHECK_SKIP_BUILD:-0}" != 1 ]; then
-    ARCH=$("$PY" -c "import torch; print('%d%d' % torch.cuda.get_device_capability(0))")
-    export FOCALSAM_CUDA_ARCHS=${FOCALSAM_CUDA_ARCHS:-$ARCH}
-    run_stage build 200 "$PY" -m pip install --no-build-isolation --no-deps -e .
-fi
-"$PY" -c "from focalsam_fast import kernels
-print('impls on cuda:', kernels.available_impls('cuda'))
-for n in kernels.IMPLS:
-    print(' ', n, kernels.availability(n, 'cuda'))" 2>&1 | tee -a "$OUT/summary.txt"
-
-PYTEST=("$PY" -m pytest -q -p no:cacheprovider)
-BENCH=(--benchmark-enable --benchmark-disable-gc)
-export FOCALSAM_BENCH_SIZE=paper
-
-run_stage gpu_tests 90 "${PYTEST[@]}" -m gpu tests --junitxml="$OUT/gpu_tests.xml"
-run_stage optimizer-side 50 "${PYTEST[@]}" benchmarks/test_bench_optimizer.py \
-    "${BENCH[@]}" --benchmark-json="$OUT/optimizer-side.json"
-run_stage launch-count 40 "${PYTEST[@]}" benchmarks/test_bench_launches.py \
-    "${BENCH[@]}" --benchmark-json="$OUT/launch-count.json"
-run_stage step-interleaved 40 "${PYTEST[@]}" benchmarks/test_bench_step.py -k interleaved \
-    "${BENCH[@]}" --benchmark-json="$OUT/step-interleaved.json"
+script_stage env 15 hard "GPU visible; TRITON_INTERPRET unset; nvcc, Python.h, cmake, pybind11, pytest, triton present" env_check
+stage build 95 hard "editable build of _C_cpu and _C_cuda for this GPU's architecture only ($ARCHS)" \
+    "FOCALSAM_CUDA_ARCHS=$(q "$ARCHS") FOCALSAM_BUILD_JOBS=$JOBS $QPY -m pip install --no-build-isolation --no-deps -v -e ."
+script_stage impls 15 hard "focalsam_fast._C_cuda imports; available_impls('cuda') has cuda and triton; Triton compiled; kernels run" impls_check
+pytest_stage cuda-tests 35 "CUDA kernels vs the reference (tests/kernels/test_cuda.py)" "" tests/kernels/test_cuda.py
+pytest_stage triton-tests 50 "Triton kernels compiled for the GPU vs the reference" "" tests/kernels/test_triton.py
+pytest_stage other-gpu-tests 15 "every other test marked gpu (none is an empty pass)" "--allow-empty" \
+    tests --ignore=tests/kernels/test_cuda.py --ignore=tests/kernels/test_triton.py \
+    --ignore=tests/optim/test_optim_impl_parity.py
+sanitizer_stage memcheck 35 memcheck \
+    "compute-sanitizer memcheck: every CUDA op on odd, misaligned, empty, multi-launch inputs"
+sanitizer_stage racecheck 25 racecheck "compute-sanitizer racecheck (shared-memory races) on the same calls"
+pytest_stage parity 25 "every optimizer x every CUDA impl vs impl='reference', fp32 and fp64, whole steps" "" \
+    tests/optim/test_optim_impl_parity.py
+script_stage focal-edges 15 required "focal_loss NaN / inf / fp16 |z| > 60 / 70,000 rows / bad labels vs the reference" focal_edges
+script_stage big-tensor 25 required "2^31 + 7 elements through sq_norm, perturb, sgd_step (cuda, triton) vs chunked fp64" big_tensor
+script_stage streams-graphs 20 required "ops on a side stream; sync-free steps; CUDA-graph replay == eager step" streams_graphs
+bench_stage bench-optimizer 30 required "optimizer side per impl and interleaved; GB/s vs the memory probe" \
+    benchmarks/test_bench_optimizer.py
+bench_stage bench-launches 15 required "dispatched ops per step, reference vs fused" benchmarks/test_bench_launches.py
+bench_stage bench-interleaved 25 required "ResNet-32 CIFAR-10-LT step, target paths interleaved" \
+    benchmarks/test_bench_step.py -k interleaved
 for key in resnet32-cifar10lt resnet32-cifar100lt resnet50-imagenetlt clip-lift-imagenetlt \
            clip-fft-imagenetlt resnet50-inat2018; do
-    run_stage "step-$key" 90 "${PYTEST[@]}" benchmarks/test_bench_step.py -k "test_step and $key" \
-        "${BENCH[@]}" --benchmark-json="$OUT/step-$key.json"
+    bench_stage "step-$key" 90 optional "per-step timings, $key (per-epoch table cells)" \
+        benchmarks/test_bench_step.py -k "'test_step and $key'"
+done
+stage table 10 required "benchmark JSON rendered to table.md" \
+    "shopt -s nullglob; set -- $QOUT/bench-*.json $QOUT/step-*.json; [ \$# -gt 0 ] || { echo 'no benchmark JSON' >&2; exit 1; }; $QPY benchmarks/render_table.py \"\$@\" -o $QOUT/table.md && cat $QOUT/table.md"
+
+N=${#S_NAME[@]}
+required_after() {  # sum of the caps of required/hard stages after index $1
+    local i sum=0
+    for ((i = $1 + 1; i < N; i++)); do
+        [ "${S_KIND[$i]}" != optional ] && sum=$((sum + S_CAP[i]))
+    done
+    echo "$sum"
+}
+REQUIRED_SUM=$(required_after -1)
+AVAILABLE=$((BUDGET - RESERVE))
+
+# ------------------------------------------------------------------------------------------ dry run
+if [ $DRY -eq 1 ]; then
+    ok=0
+    echo "gpu_check --dry-run: $N stages, budget $BUDGET s, reserve $RESERVE s, python $PY"
+    for n in "${NOTES[@]}"; do echo "note: $n"; done
+    for ((i = 0; i < N; i++)); do
+        printf '%2d. %-26s cap %3d s  %-8s %s\n      $ %s\n' $((i + 1)) "${S_NAME[$i]}" "${S_CAP[$i]}" \
+            "${S_KIND[$i]}" "${S_DESC[$i]}" "${S_CMD[$i]}"
+    done
+    if [ "$REQUIRED_SUM" -le "$AVAILABLE" ]; then
+        echo "caps: required stages sum to $REQUIRED_SUM s <= $AVAILABLE s (budget $BUDGET - reserve $RESERVE): fit"
+    else
+        echo "caps: required stages sum to $REQUIRED_SUM s > $AVAILABLE s (budget $BUDGET - reserve $RESERVE): DO NOT FIT"
+        ok=1
+    fi
+    echo "optional stages run only while at least $MIN_OPTIONAL s are left for them"
+    if [ -n "$SANITIZER" ]; then
+        echo "compute-sanitizer: $SANITIZER"
+    else
+        echo "compute-sanitizer: not found here (looked in: ${SANITIZER_LOOKED[*]}); the sanitizer stages would fail"
+    fi
+    missing=()
+    mapfile -t uniq < <(printf '%s\n' "${FILES[@]}" | sort -u)
+    for f in "${uniq[@]}"; do [ -e "$f" ] || missing+=("$f"); done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "files: all ${#uniq[@]} referenced files exist"
+    else
+        echo "files: MISSING ${missing[*]}"
+        ok=1
+    fi
+    scripts=(benchmarks/gpu/*.py)
+    if "$PY" -c "import sys
+for f in sys.argv[1:]:
+    with open(f) as src:
+        compile(src.read(), f, 'exec')" "${scripts[@]}"; then
+        echo "compile: all ${#scripts[@]} Python files under benchmarks/gpu/ compile"
+    else
+        echo "compile: FAILED"
+        ok=1
+    fi
+    [ $ok -eq 0 ] && echo "dry-run: ok" || echo "dry-run: FAILED"
+    exit $ok
+fi
+
+# ------------------------------------------------------------------------------------------ run
+S_STATUS=(); S_SECS=(); S_DETAIL=()
+for ((i = 0; i < N; i++)); do S_STATUS+=("pending"); S_SECS+=(""); S_DETAIL+=(""); done
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain 2>/dev/null)" ] && COMMIT="$COMMIT+dirty"
+FAILED=0
+
+write_summary() {  # $1: verdict line
+    {
+        echo "# gpu_check summary"
+        echo
+        echo "**$1**"
+        echo
+        echo "- device: $GPU; python: $PY; commit: $COMMIT; CUDA archs built: $ARCHS"
+        echo "- started $(date -u -d "@$START" '+%Y-%m-%d %H:%M:%S UTC'); budget $BUDGET s; elapsed $(($(date +%s) - START)) s"
+        for n in "${NOTES[@]}"; do echo "- note: $n"; done
+        echo
+        echo "| # | stage | status | time | cap | what it checks | last line of the log |"
+        echo "|---|---|---|---|---|---|---|"
+        for ((j = 0; j < N; j++)); do
+            echo "| $((j + 1)) | ${S_NAME[$j]} | ${S_STATUS[$j]} | ${S_SECS[$j]} | ${S_CAP[$j]} s | ${S_DESC[$j]//|/\\|} | ${S_DETAIL[$j]//|/\\|} |"
+        done
+        echo
+        echo "Logs: <stage>.log; junit: <stage>.xml; script reports: <stage>.json; benchmarks: bench-*.json, step-*.json, table.md."
+    } >"$OUT/summary.md"
+}
+
+say() { echo "gpu_check: $*"; }
+for n in "${NOTES[@]}"; do say "note: $n"; done
+say "device $GPU; python $PY; commit $COMMIT; budget $BUDGET s; results in $OUT"
+write_summary "RUNNING"
+STOP=""
+for ((i = 0; i < N; i++)); do
+    name=${S_NAME[$i]} kind=${S_KIND[$i]}
+    if [ -n "$STOP" ]; then
+        S_STATUS[i]="not run ($STOP failed)"
+        [ "$kind" != optional ] && FAILED=1
+        continue
+    fi
+    left=$((BUDGET - RESERVE - ($(date +%s) - START) - $(required_after "$i")))
+    limit=${S_CAP[$i]}
+    if [ "$kind" = optional ]; then
+        [ "$limit" -gt "$left" ] && limit=$left
+        if [ "$limit" -lt "$MIN_OPTIONAL" ]; then
+            S_STATUS[i]="not run (time budget)"
+            say "$name: not run (only $left s left for optional stages)"
+            continue
+        fi
+    elif [ "$left" -gt "$limit" ]; then
+        limit=$left  # time left unused by earlier stages
+    fi
+    if [ "$limit" -lt 5 ]; then
+        S_STATUS[i]="FAILED (no time left)"
+        FAILED=1
+        say "$name: FAILED: no time left"
+        continue
+    fi
+    say "$name: running (limit $limit s) ..."
+    t0=$(date +%s)
+    timeout --kill-after=5 "$limit" bash -c "${S_CMD[$i]}" >"$OUT/$name.log" 2>&1
+    rc=$?
+    S_SECS[i]="$(($(date +%s) - t0)) s"
+    S_DETAIL[i]=$(grep -v '^[[:space:]]*$' "$OUT/$name.log" | tail -n 1 | cut -c1-200)
+    if [ $rc -eq 0 ]; then
+        S_STATUS[i]="ok"
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        if [ "$kind" = optional ]; then
+            S_STATUS[i]="incomplete (time budget, $limit s)"
+        else
+            S_STATUS[i]="FAILED (timed out after $limit s)"
+            FAILED=1
+        fi
+    else
+        S_STATUS[i]="FAILED (exit $rc)"
+        FAILED=1
+    fi
+    say "$name: ${S_STATUS[$i]} in ${S_SECS[$i]}"
+    if [ "${S_STATUS[$i]}" != ok ]; then
+        tail -n 15 "$OUT/$name.log" | sed 's/^/    | /'
+        [ "$kind" = hard ] && STOP=$name
+    fi
+    write_summary "RUNNING"
 done
 
-shopt -s nullglob
-JSONS=("$OUT"/*.json)
-if [ ${#JSONS[@]} -gt 0 ] && "$PY" benchmarks/render_table.py "${JSONS[@]}" -o "$OUT/table.md"; then
-    cat "$OUT/table.md"
+total=$(($(date +%s) - START))
+if [ $FAILED -eq 0 ]; then
+    verdict="PASS: every required stage passed ($total s)"
 else
-    note "no benchmark JSON to render"
-    STATUS=1
+    n_failed=$(printf '%s\n' "${S_STATUS[@]}" | grep -c FAILED)
+    n_stopped=$(printf '%s\n' "${S_STATUS[@]}" | grep -c 'not run (.* failed)')
+    verdict="FAIL: $n_failed stage(s) failed, $n_stopped not run after a failed hard stage ($total s)"
 fi
-note "total $(($(date +%s) - START)) s; results in $OUT"
-exit $STATUS
+write_summary "$verdict"
+say "$verdict; summary: $OUT/summary.md"
+exit $FAILED
