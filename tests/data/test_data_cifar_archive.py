@@ -10,12 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from focalsam_fast.data import CIFAR_COUNTS, ImageArrays, build_dataset, read_jpeg_archive, select_long_tailed
+from focalsam_fast.data import (
+    CIFAR_COUNTS,
+    DataIntegrityError,
+    ImageArrays,
+    build_dataset,
+    read_jpeg_archive,
+    select_long_tailed,
+)
+from focalsam_fast.data.cifar_jpeg import check_splits
 
 ARCHIVE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-pytestmark = pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"{ARCHIVE} not present")
+pytestmark = pytest.mark.skipif(
+    not ARCHIVE.is_file(), reason=f"{ARCHIVE} not present (the shared data folder next to the repository)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +58,29 @@ def test_cifar10_lt_from_archive(cifar10: dict[str, ImageArrays], monkeypatch: p
     assert len(data.test) == 10000
     x, y = data.train[len(data.train) - 1]
     assert x.shape == (3, 32, 32) and y == 9
+
+
+def test_real_counts_are_checked(cifar10: dict[str, ImageArrays], seed: int) -> None:
+    """The decoded archive passes CIFAR-10's 5,000 / 1,000 per class; losing images of one class fails."""
+    check_splits(ARCHIVE, cifar10, CIFAR_COUNTS[10], "re-download it")
+    rng = np.random.default_rng(seed)
+    k, lost = int(rng.integers(0, 10)), int(rng.integers(1, 5000))
+    train = cifar10["train"]
+    keep = np.ones(len(train.labels), dtype=bool)
+    keep[np.flatnonzero(train.labels == k)[:lost]] = False
+    short = dict(cifar10, train=ImageArrays(train.images[keep], train.labels[keep], train.class_names))
+    with pytest.raises(DataIntegrityError) as info:
+        check_splits(ARCHIVE, short, CIFAR_COUNTS[10], "re-download it")
+    assert str(info.value) == (
+        f"{ARCHIVE}: train split has {50_000 - lost:,} of 50,000 training images: class {k} ({CLASSES[k]}) "
+        f"has {5000 - lost:,} of 5,000 training images; re-download it"
+    )
+
+
+def test_truncated_copy_of_the_real_archive(tmp_path: Path) -> None:
+    """The first 2 % of the archive (copied to tmp_path): reported as a damaged stream, not as a short set."""
+    cut = tmp_path / ARCHIVE.name
+    cut.write_bytes(ARCHIVE.read_bytes()[: ARCHIVE.stat().st_size // 50])
+    damaged = r"damaged: the xz stream stops before its end .* after [\d,]+ files \(last: train/airplane/"
+    with pytest.raises(DataIntegrityError, match=damaged):
+        build_dataset("cifar10_lt", cut)
