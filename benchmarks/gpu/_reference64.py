@@ -31,7 +31,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-CHUNK = 1 << 26
+CHUNK = 1 << 25
 ELEMENT_ULPS = 8.0
 NORM_RTOL = 1e-5
 NORM_EPS = 1e-12  # as focalsam_fast.kernels.reference.NORM_EPS

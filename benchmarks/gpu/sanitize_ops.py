@@ -10,7 +10,9 @@ norm); ``sgd_step`` (first and later steps, nesterov, ``grads2`` given and not, 
 ``found_inf`` 0 and 1); ``focal_loss`` with ``grad_scale`` (float and tensor) and class weights on
 C = 8142 with B = 3, C = 1, C = 100 with labels outside [0, C), and misaligned logits.
 Results are compared with the reference, loosely (this stage is about memory and races; stage 2
-checks the numerics): a kernel that silently wrote nothing still fails here.
+checks the numerics): a kernel that silently wrote nothing still fails here.  The reference runs on
+CPU copies of the inputs and the comparisons on the CPU, so the GPU runs little besides the kernels
+under test and element-wise fills (the sanitizers slow torch's shared-memory reductions a lot).
 
 Run it with ``PYTORCH_NO_CUDA_MEMORY_CACHING=1`` (gpu_check.sh does): every tensor is then its own
 ``cudaMalloc`` and memcheck sees an access past its end.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,48 +62,65 @@ def input_sets(big: int = 330 * 65_536 + 3) -> dict[str, tuple[Sizes, bool, torc
     }
 
 
-def _close(actual, expected, dtype: torch.dtype) -> None:
+def _host(x: Any) -> Any:
+    """CPU copies of a tensor, of the tensors of a list or dict, or ``x`` itself (None, floats)."""
+    if isinstance(x, Tensor):
+        return x.cpu()
+    if isinstance(x, (list, tuple)):
+        return [_host(t) for t in x]
+    if isinstance(x, dict):
+        return {k: _host(v) for k, v in x.items()}
+    return x
+
+
+def _close(actual: Any, expected: Any, dtype: torch.dtype, scale: float = 1.0) -> None:
+    """``actual`` (on the device) against ``expected`` (on the CPU), compared on the CPU."""
     rtol, atol = TOL[dtype]
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
+    torch.testing.assert_close(_host(actual), expected, rtol=rtol, atol=atol * scale, equal_nan=True)
 
 
 def check_list_ops(report: Report, ops: ModuleType, reference: ModuleType, device: torch.device, name: str,
                    sizes: Sizes, misaligned: bool, dtype: torch.dtype) -> None:
     """sq_norm, perturb and sgd_step of ``ops`` on one input set."""
     params, grads, grads2, bufs = ([_rand(s, dtype, device, misaligned) for s in sizes] for _ in range(4))
+    h_params, h_grads, h_grads2, h_bufs = _host([params, grads, grads2, bufs])
     acc = torch.float64 if dtype == torch.float64 else torch.float32
 
     def sq_norm() -> None:
-        for p in (None, params):
-            _close(ops.sq_norm(grads, p), reference.sq_norm(grads, p), acc)
+        for p, h_p in ((None, None), (params, h_params)):
+            _close(ops.sq_norm(grads, p), reference.sq_norm(h_grads, h_p), acc)
 
     def perturb() -> None:
-        norm = reference.sq_norm(grads).sqrt()
+        h_norm = reference.sq_norm(h_grads).sqrt()
         for adaptive in (False, True):
-            for n in (norm, torch.tensor(float("inf"), dtype=acc, device=device)):
-                rho, inv = torch.tensor(0.05, device=device), torch.tensor(0.5, device=device)
+            for h_n in (h_norm, torch.tensor(float("inf"), dtype=acc)):
+                h_rho, h_inv = torch.tensor(0.05), torch.tensor(0.5)
                 out = [torch.full_like(p, float("nan")) for p in params]
-                expected = [torch.empty_like(p) for p in params]
-                ops.perturb(params, grads, out, n, rho, adaptive=adaptive, inv_scale=inv)
-                reference.perturb(params, grads, expected, n, rho, adaptive=adaptive, inv_scale=inv)
+                expected = [torch.empty_like(p) for p in h_params]
+                ops.perturb(params, grads, out, h_n.to(device), h_rho.to(device), adaptive=adaptive,
+                            inv_scale=h_inv.to(device))
+                reference.perturb(h_params, h_grads, expected, h_n, h_rho, adaptive=adaptive, inv_scale=h_inv)
                 _close(out, expected, dtype)
 
     def sgd_step() -> None:
-        lr = torch.tensor(0.1, dtype=acc, device=device)
-        cases = ((0.9, True, grads2, True), (0.9, False, None, False), (0.0, False, grads2, False))
-        for momentum, nesterov, g2, first in cases:
+        h_lr = torch.tensor(0.1, dtype=acc)
+        cases = ((0.9, True, True, True), (0.9, False, False, False), (0.0, False, True, False))
+        for momentum, nesterov, two_grads, first in cases:
             for flag in (0.0, 1.0):
-                found_inf = torch.full((1,), flag, device=device)
-                kw = {"lr": lr, "momentum": momentum, "dampening": 0.0, "weight_decay": 1e-4,
-                      "nesterov": nesterov, "maximize": False, "first_step": first}
+                h_found_inf = torch.full((1,), flag)
+                kw = {"momentum": momentum, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": nesterov,
+                      "maximize": False, "first_step": first}
                 p, b = [t.clone() for t in params], [t.clone() for t in bufs]
-                ref_p, ref_b = [t.clone() for t in params], [t.clone() for t in bufs]
-                ops.sgd_step(p, grads, g2, b, found_inf=found_inf, **kw)
-                reference.sgd_step(ref_p, grads, g2, ref_b, found_inf=found_inf, **kw)
+                ref_p, ref_b = [t.clone() for t in h_params], [t.clone() for t in h_bufs]
+                ops.sgd_step(p, grads, grads2 if two_grads else None, b, lr=h_lr.to(device),
+                             found_inf=h_found_inf.to(device), **kw)
+                reference.sgd_step(ref_p, h_grads, h_grads2 if two_grads else None, ref_b, lr=h_lr,
+                                   found_inf=h_found_inf, **kw)
                 _close(p, ref_p, dtype)
                 _close(b, ref_b, dtype)
                 if flag:
-                    assert all(torch.equal(x, y) for x, y in zip(p, params)), "found_inf=1 changed params"
+                    unchanged = all(torch.equal(x, y) for x, y in zip(_host(p), h_params))
+                    assert unchanged, "found_inf=1 changed params"
 
     for op, fn in (("sq_norm", sq_norm), ("perturb", perturb), ("sgd_step", sgd_step)):
         report.check(f"{op} [{name}]", fn)
@@ -132,11 +152,11 @@ def check_focal_loss(report: Report, ops: ModuleType, reference: ModuleType, dev
         weight = torch.rand(classes, device=device) + 0.1
         for grad_scale in (None, 1024.0, torch.tensor([65536.0], device=device)):
             got = ops.focal_loss(logits, targets, **tables, weight=weight, grad_scale=grad_scale)
-            want = reference.focal_loss(logits, targets, **tables, weight=weight, grad_scale=grad_scale)
-            rtol, atol = TOL[dtype]
+            want = reference.focal_loss(*_host([logits, targets]), **_host(tables), weight=_host(weight),
+                                        grad_scale=_host(grad_scale))
             scale = 1.0 if grad_scale is None else float(grad_scale)
             for g, w, s in zip(got, want, (1.0, scale, scale)):
-                torch.testing.assert_close(g, w, rtol=rtol, atol=atol * s, equal_nan=True)
+                _close(g, w, dtype, s)
 
     report.check(f"focal_loss [{name}]", run)
 

@@ -8,8 +8,9 @@ available is a skip and so a failure.  Methods: SAM, ImbSAM, CC-SAM, Focal-SAM, 
 tables) and an LDAM loss (scale and margin tables).  Two variants per case: float32 with plain
 momentum, and float64 with nesterov momentum (and adaptive SAM).  Tolerances: max relative weight
 difference per tensor <= FP32_RTOL in fp32 (momentum buffers FP32_GRAD_RTOL), FP64_RTOL in float64
-(all from :mod:`focalsam_fast.testing`).  On CUDA, TF32 is off and cuDNN deterministic, so the
-convolutions of the two runs round alike.
+(all from :mod:`focalsam_fast.testing`).  On CUDA, TF32 is off and deterministic algorithms are
+on (cuDNN included), so the model's own ops round alike in the two runs and only the optimizer
+paths differ.
 """
 
 from __future__ import annotations
@@ -47,13 +48,17 @@ def device(request: pytest.FixtureRequest, impl: str) -> Iterator[torch.device]:
         return
     saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    saved_det = (torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled())
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield dev
     finally:
         (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
          torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+        torch.use_deterministic_algorithms(saved_det[0], warn_only=saved_det[1])
 
 
 def _criterion(method: str, device: torch.device) -> VSLoss | LDAMLoss | None:
