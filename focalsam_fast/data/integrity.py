@@ -55,6 +55,10 @@ CIFAR_COUNTS = {
 }
 
 
+def _classes(n: int) -> str:
+    return f"{n:,} class" if n == 1 else f"{n:,} classes"
+
+
 def _class_label(k: int, class_names: Sequence[str] | None) -> str:
     return f"class {k} ({class_names[k]})" if class_names is not None else f"class {k}"
 
@@ -77,9 +81,8 @@ def check_class_counts(
     have = sum(counts)
     if len(counts) != expected.num_classes:
         names = f" ({first_examples(list(class_names))})" if class_names is not None else ""
-        raise integrity_error(
-            source, f"{split} split has {len(counts)} classes{names}, expected {expected.num_classes}", fix
-        )
+        have_classes = f"{split} split has {_classes(len(counts))}{names}"
+        raise integrity_error(source, f"{have_classes}, expected {expected.num_classes:,}", fix)
     if expected.per_class is not None:
         bad = [k for k, n in enumerate(counts) if n != expected.per_class]
         want = expected.per_class * expected.num_classes
@@ -93,8 +96,7 @@ def check_class_counts(
         bad = [k for k, n in enumerate(counts) if n == 0]
         want = have if expected.total is None else expected.total
         what = [_class_label(k, class_names) for k in bad[:SHOWN]]
-        classes = "class" if len(bad) == 1 else "classes"
-        what_bad = f"no {images} in {len(bad):,} {classes} ({first_examples(what, len(bad))})"
+        what_bad = f"no {images} in {_classes(len(bad))} ({first_examples(what, len(bad))})"
     if not bad and have == want:
         return
     problem = f"{split} split has {have:,} of {want:,} {images}" + (f": {what_bad}" if bad else "")

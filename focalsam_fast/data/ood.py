@@ -16,9 +16,18 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from focalsam_fast.data.alexnet_errors import ALEXNET_ERRORS, CORRUPTIONS, SEVERITIES
+from focalsam_fast.data.integrity import ExpectedCounts, check_class_counts
 from focalsam_fast.data.listfile import CorruptImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Sizes of the public releases over the 1,000 ImageNet classes: ImageNetV2 (matched frequency) has 10
+# images per class; each ImageNet-C corruption/severity folder holds the 50,000 validation images (50
+# per class); ImageNet-Sketch's per-class counts vary, so only every class's presence is checked.
+OOD_COUNTS = {
+    "sketch": ExpectedCounts(1000),
+    "v2": ExpectedCounts(1000, per_class=10),
+    "c": ExpectedCounts(1000, per_class=50),
+}
 
 
 def default_class_to_idx(folder_names: Sequence[str]) -> dict[str, int]:
@@ -32,7 +41,9 @@ def default_class_to_idx(folder_names: Sequence[str]) -> dict[str, int]:
 class ClassFolderDataset(Dataset):
     """Images in ``root/<class folder>/`` with labels from ``class_to_idx`` (default: above).
 
-    Folders missing from a given ``class_to_idx`` raise ``KeyError`` naming the folder.
+    Folders missing from a given ``class_to_idx`` raise ``KeyError`` naming the folder.  With
+    ``expected`` (e.g. ``OOD_COUNTS['v2']``) the number of class folders and images per folder are
+    checked (:class:`~focalsam_fast.data.integrity.DataIntegrityError` naming the folders).
     """
 
     def __init__(
@@ -40,6 +51,7 @@ class ClassFolderDataset(Dataset):
         root: str | Path,
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         class_to_idx: Mapping[str, int] | None = None,
+        expected: ExpectedCounts | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -49,11 +61,19 @@ class ClassFolderDataset(Dataset):
             raise FileNotFoundError(f"{self.root} has no class folders")
         mapping = dict(class_to_idx) if class_to_idx is not None else default_class_to_idx(folders)
         self.samples: list[tuple[Path, int]] = []
+        counts: dict[str, int] = {}
         for folder in folders:
             if folder not in mapping:
                 raise KeyError(f"{self.root / folder}: class folder not in class_to_idx")
             files = sorted(p for p in (self.root / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             self.samples.extend((p, mapping[folder]) for p in files)
+            counts[folder] = len(files)
+        if expected is not None:
+            by_label = sorted(folders, key=mapping.__getitem__)
+            check_class_counts(
+                self.root, "test", [counts[f] for f in by_label], expected,
+                "the folder is incompletely extracted or copied: extract the data set again", by_label,
+            )
         self.targets = [label for _, label in self.samples]
         self.transform = transform
 
@@ -76,15 +96,14 @@ def imagenet_c_sets(
     class_to_idx: Mapping[str, int] | None = None,
     corruptions: Sequence[str] = CORRUPTIONS,
     severities: Sequence[int] = SEVERITIES,
+    expected: ExpectedCounts | None = OOD_COUNTS["c"],
 ) -> Iterator[tuple[str, int, ClassFolderDataset]]:
-    """``(corruption, severity, data set)`` for each ImageNet-C folder ``root/<corruption>/<severity>``."""
+    """``(corruption, severity, data set)`` for each ImageNet-C folder ``root/<corruption>/<severity>``,
+    each checked against ``expected`` (default: 50 images in each of the 1,000 classes)."""
     for corruption in corruptions:
         for severity in severities:
-            yield (
-                corruption,
-                severity,
-                ClassFolderDataset(Path(root) / corruption / str(severity), transform, class_to_idx),
-            )
+            folder = Path(root) / corruption / str(severity)
+            yield corruption, severity, ClassFolderDataset(folder, transform, class_to_idx, expected)
 
 
 def corruption_errors(accuracy: Mapping[str, Sequence[float]]) -> dict[str, float]:
