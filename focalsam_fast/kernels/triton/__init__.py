@@ -2,6 +2,7 @@
 
 One launch per pass over all tensors (see :mod:`.multi_tensor`), hyper-parameters read from
 device scalars (no host sync), a deterministic two-launch norm, and a one-kernel focal loss.
+Every wrapper launches on its tensors' device and that device's current stream (:mod:`.guard`).
 Runs on CUDA GPUs, or on CPU tensors in Triton's interpreter when ``TRITON_INTERPRET=1`` is set
 before this package is imported (slow; for tests).
 """
