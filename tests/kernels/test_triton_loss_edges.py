@@ -111,6 +111,8 @@ def test_targets_are_validated_on_the_host(device: torch.device) -> None:
         tk.focal_loss(logits, labels, **{**tables, "margin": tables["margin"][:5]})
     with pytest.raises(ValueError, match=r"^logits must be \[B, C\], got shape \(3, 6, 1\)$"):
         tk.focal_loss(logits[..., None], labels, **tables)
+    with pytest.raises(ValueError, match=r"^logits must have at least one class column, got shape \(3, 0\)$"):
+        tk.focal_loss(logits[:, :0], labels, **{k: t[:0] for k, t in tables.items()})
 
 
 # --------------------------------------------------------------------------- NaN / inf logits

@@ -167,6 +167,8 @@ def _check(logits: Tensor, targets: Tensor, *tables: Tensor | None) -> None:
     if logits.dim() != 2:
         raise ValueError(f"logits must be [B, C], got shape {tuple(logits.shape)}")
     rows, cols = logits.shape
+    if cols == 0:
+        raise ValueError(f"logits must have at least one class column, got shape {tuple(logits.shape)}")
     if targets.shape != (rows,):
         raise ValueError(f"targets must have shape ({rows},) to match logits, got {tuple(targets.shape)}")
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
