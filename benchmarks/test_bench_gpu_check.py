@@ -69,6 +69,18 @@ def test_dry_run_lists_every_stage_and_the_caps_fit(dry_run: subprocess.Complete
     assert out.rstrip().endswith("dry-run: ok")
 
 
+def test_docs_stage_table_matches_the_script(dry_run: subprocess.CompletedProcess[str]) -> None:
+    """docs/gpu.md lists every stage with the script's cap and kind."""
+    script = {name: (int(cap), kind) for name, cap, kind in
+              re.findall(r"^\s*\d+\. (\S+)\s+cap\s+(\d+) s\s+(\w+)", dry_run.stdout, flags=re.M)}
+    docs = (REPO / "docs" / "gpu.md").read_text()
+    rows = {name: (int(cap), kind) for name, cap, kind in
+            re.findall(r"^\| \d+ \| ([\w-]+) \| (\d+) \| (\w+) \|", docs, flags=re.M)}
+    assert rows == {k: v for k, v in script.items() if not k.startswith("step-")}
+    assert all(v == (90, "optional") for k, v in script.items() if k.startswith("step-"))
+    assert "| 16-21 | step-&lt;setting&gt; | 90 each | optional |" in docs
+
+
 def test_dry_run_fails_when_the_caps_exceed_the_budget() -> None:
     proc = _run("--dry-run", env={**NO_GPU_ENV, "FOCALSAM_GPU_CHECK_BUDGET_S": "300"})
     assert proc.returncode == 1
