@@ -81,6 +81,8 @@ def test_a_plan_built_during_capture_is_never_found_by_an_eager_call(capture: di
     capture["on"] = False
     eager_plan = mt.plan(lists)
     assert eager_plan is not first and mt.plan(lists) is eager_plan  # built and cached eagerly
+    on_gpu = torch.get_default_device().type == "cuda"
+    assert len(mt._GRAPH_SOURCES) == (4 if on_gpu else 0)  # the captured copies' sources, kept
 
 
 def test_device_scalars_follow_the_capture_rules(capture: dict[str, bool]) -> None:
@@ -200,6 +202,8 @@ def test_cuda_graph_replays_after_its_plans_are_pushed_out_of_the_cache() -> Non
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
+        late_out = [torch.empty_like(p) for p in params]  # new addresses: a plan built while capturing
+        tk.perturb(params, grads, late_out, tk.sq_norm(grads, params).sqrt(), 0.05, adaptive=True)
     pressure = [_rand(dev) for _ in range(2 * mt.CACHE_SIZE)]  # alive: new addresses, new plans
     for grads_k in pressure:  # evict every unpinned plan and scalar
         tk.sq_norm(grads_k)
@@ -214,6 +218,8 @@ def test_cuda_graph_replays_after_its_plans_are_pushed_out_of_the_cache() -> Non
     ref.perturb(expected, grads, out_ref, ref.sq_norm(grads).sqrt(), 0.05)
     ref.sgd_step(expected, grads, out_ref, bufs_ref, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
                  nesterov=False, maximize=False, first_step=False)
+    late_ref = [torch.empty_like(p) for p in params]
+    ref.perturb(expected, grads, late_ref, ref.sq_norm(grads, expected).sqrt(), 0.05, adaptive=True)
     graph.replay()
     torch.cuda.synchronize()
     del scribble
@@ -224,3 +230,5 @@ def test_cuda_graph_replays_after_its_plans_are_pushed_out_of_the_cache() -> Non
         torch.testing.assert_close(p, e, rtol=FP32_RTOL, atol=atol)
     for b, e in zip(bufs, bufs_ref, strict=True):
         torch.testing.assert_close(b, e, rtol=FP32_RTOL, atol=atol)
+    for o, w in zip(late_out, late_ref, strict=True):
+        torch.testing.assert_close(o, w, rtol=FP32_RTOL, atol=atol)

@@ -17,9 +17,9 @@ Streams and CUDA graphs (see :class:`_Table` and :class:`_Cache`):
   (``record_stream``), so evicting the plan never frees memory a queued kernel still reads;
 * during CUDA-graph capture a cache hit is *pinned* (never evicted: the graph replays kernels that
   read its tables), and a miss is built for this call only (its tables are filled by the graph's
-  own copy nodes, so they hold data only in replays), with its pinned host sources kept alive for
-  the life of the process (the graph's copy nodes read them at every replay).  Uploads made before
-  a capture must be complete when it begins (``torch.cuda.graph`` synchronises the device on entry;
+  own copy nodes, so they hold data only in replays), with its host sources kept alive for the
+  life of the process (the graph's copy nodes read them at every replay).  Uploads made before a
+  capture must be complete when it begins (``torch.cuda.graph`` synchronises the device on entry;
   a capturing stream may not wait on an event recorded outside the capture).
 
 Program ``pid`` of a launch reads row ``pid`` of ``layout``, loads the addresses of its tensor and
@@ -142,7 +142,7 @@ _LAYOUTS = _Cache()
 _PLANS = _Cache()
 _SCALARS = _Cache()
 _GRAPH_SOURCES: list[Tensor] = []
-"""Pinned host sources of tables uploaded during a capture: the graph's copy nodes read them."""
+"""Host sources of tables uploaded during a capture: the graph's copy nodes read them."""
 
 
 @dataclass
@@ -159,20 +159,23 @@ class _Table:
 
     @classmethod
     def upload(cls, host: Tensor, device: torch.device, capturing: bool) -> _Table:
-        """Copy ``host`` to ``device`` on the current stream: a non-blocking copy from pinned memory
-        (no host sync), ordered before every later launch on that stream.
+        """Copy ``host`` to ``device`` on the current stream with a non-blocking copy (no host sync),
+        ordered before every later launch on that stream.
 
-        The source stays referenced by the table, and the caching host allocator also records the
-        copy, so it is not reused before the copy has run; a source copied during a capture is
-        kept for good in :data:`_GRAPH_SOURCES`."""
+        Eagerly the source is pinned; it stays referenced by the table, and the caching host
+        allocator also records the copy, so it is not reused before the copy has run.  During a
+        capture the copy becomes a node of the graph that reads the source at every replay: the
+        source is kept for good in :data:`_GRAPH_SOURCES` and left pageable (pinning during a
+        capture can query the host allocator's CUDA events, which a global-mode capture forbids;
+        ATen's multi-tensor apply also avoids pinned memory while capturing)."""
         stream = _current_stream(device)
         if stream is None:
             return cls(host, host, None, set())
-        host = host.pin_memory()
-        data = host.to(device, non_blocking=True)
         if capturing:
             _GRAPH_SOURCES.append(host)
-            return cls(data, host, None, {stream})
+            return cls(host.to(device, non_blocking=True), host, None, {stream})
+        host = host.pin_memory()
+        data = host.to(device, non_blocking=True)
         ready = torch.cuda.Event()
         ready.record(stream)
         return cls(data, host, ready, {stream})
