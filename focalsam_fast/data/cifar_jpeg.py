@@ -64,7 +64,8 @@ def _number_detail(by_class: list[list[str]], expected: int, k: int) -> str:
 def _decode_archive(archive: Path) -> tuple[dict[str, ImageArrays], dict[str, list[list[str]]]]:
     """Both splits, and each split's file names per class (for the integrity message)."""
     found: dict[str, dict[tuple[str, str], np.ndarray]] = {s: {} for s in SPLITS}
-    unreadable, ignored = [], []
+    unreadable, misshapen, ignored = [], [], []
+    shape = None
     for name, data in iter_tar_files(archive, FIX):
         parts = name.split("/")
         if len(parts) != 3 or parts[0] not in SPLITS or not parts[2].lower().endswith(IMAGE_SUFFIXES):
@@ -72,12 +73,24 @@ def _decode_archive(archive: Path) -> tuple[dict[str, ImageArrays], dict[str, li
             continue
         try:
             with Image.open(io.BytesIO(data)) as img:
-                found[parts[0]][(parts[1], parts[2])] = np.asarray(img.convert("RGB"))
+                image = np.asarray(img.convert("RGB"))
         except (OSError, SyntaxError, ValueError):
             unreadable.append(name)
+            continue
+        shape = image.shape if shape is None else shape
+        if image.shape != shape:
+            misshapen.append(f"{name} ({image.shape[1]}x{image.shape[0]})")
+        found[parts[0]][(parts[1], parts[2])] = image
+    problems = []
     if unreadable:
-        bad = f"{len(unreadable):,} member(s) are not readable images: {first_examples(unreadable)}"
-        raise integrity_error(archive, bad, FIX)
+        listed = first_examples(unreadable)
+        problems.append(f"{len(unreadable):,} member(s) are not readable images: {listed}")
+    if misshapen:
+        first = f"{shape[1]}x{shape[0]}"
+        problems.append(f"{len(misshapen):,} image(s) differ in size from the first ({first}): "
+                        f"{first_examples(misshapen)}")
+    if problems:
+        raise integrity_error(archive, "; ".join(problems), FIX)
     missing = [s for s in SPLITS if not found[s]]
     if missing:
         seen = f"; files found: {first_examples(ignored)}" if ignored else "; it holds no files"

@@ -46,6 +46,11 @@ class ExpectedCounts:
     per_class: int | None = None
     total: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.num_classes < 1 or min(self.per_class or 0, self.total or 0) < 0:
+            raise ValueError(f"expected counts must be positive, got {self}")
+        if self.per_class is not None and self.total is not None:
+            raise ValueError(f"give per_class or total, not both: {self}")
 
 
 # CIFAR-10/100 (Krizhevsky 2009): 50,000 training and 10,000 test images in 10 or 100 classes.

@@ -91,10 +91,14 @@ def test_extra_files(
     assert len(read_jpeg_archive(ok, expected=tiny_expected)["train"].labels) == 12
 
 
-def test_unreadable_member(make_archive: Callable[..., Path], tiny_expected: Expected) -> None:
+def test_unreadable_or_misshapen_member(make_archive: Callable[..., Path], tiny_expected: Expected) -> None:
     bad = {"train/ant/0001.png": b"\x89PNG\r\n\x1a\n garbage", "test/cat/0000.png": b""}
     msg = _error(make_archive(extra=bad), tiny_expected)
     assert "2 member(s) are not readable images: test/cat/0000.png, train/ant/0001.png;" in msg
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 3, 3), dtype=np.uint8)).save(buf, format="PNG")
+    msg = _error(make_archive(extra={"train/bee/0002.png": buf.getvalue()}), tiny_expected)
+    assert "1 image(s) differ in size from the first (4x4): train/bee/0002.png (3x4);" in msg
 
 
 def test_wrong_layout_names_what_was_found(

@@ -87,3 +87,12 @@ def test_one_line_on_the_command_line(
     assert code == 2 and "\n" not in err, err
     assert err.startswith("focalsam: error: ")
     assert f"{path}: damaged: the xz stream stops before its end" in err
+
+
+def test_expected_counts_are_validated() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        ExpectedCounts(0, per_class=5)
+    with pytest.raises(ValueError, match="must be positive"):
+        ExpectedCounts(10, per_class=-1)
+    with pytest.raises(ValueError, match="per_class or total, not both"):
+        ExpectedCounts(10, per_class=5, total=50)
