@@ -9,17 +9,34 @@ import torch
 from torch import Tensor
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_nonneg(name: str, value: float) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number >= 0."""
     if isinstance(value, Tensor):
         value = float(value)
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def check_finite(name: str, value: float) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number (of either sign)."""
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
 def as_class_counts(class_counts: Sequence[int] | Tensor) -> Tensor:
     """Validate training-set class counts and return them as a 1-D float64 CPU tensor."""
-    t = torch.as_tensor(class_counts).detach().cpu()
+    try:
+        t = torch.as_tensor(class_counts).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"class_counts must be numbers (one training count per class), got "
+                         f"{class_counts!r:.80}") from exc
+    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64,
+                                                 torch.uint8)):
+        raise ValueError(f"class_counts must be numbers (one training count per class), got dtype {t.dtype}")
     if t.dim() != 1:
         raise ValueError(
             f"class_counts must be 1-D (one training count per class), got shape {tuple(t.shape)}"

@@ -45,6 +45,8 @@ class LogitAdjustedLoss(nn.Module):
         """Replace the per-class weights (DRW switches them at an epoch)."""
         if weight is not None:
             weight = torch.as_tensor(weight, dtype=torch.float32)
+            if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+                raise ValueError(f"weight must be finite and >= 0 per class, got {weight.tolist()}")
             if weight.shape != (self.num_classes,):
                 raise ValueError(
                     f"weight must have one entry per class ({self.num_classes}), got shape "

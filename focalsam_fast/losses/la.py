@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._validation import check_finite
 from .base import LogitAdjustedLoss
 
 
@@ -15,6 +16,7 @@ class LALoss(LogitAdjustedLoss):
 
     def __init__(self, class_counts: Sequence[int] | Tensor, tau: float = 1.0,
                  reduction: str = "mean") -> None:
+        check_finite("LA tau", tau)
         super().__init__(class_counts, None, reduction)
         self.tau = float(tau)
         prior = self.class_counts.double() / self.class_counts.double().sum()

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._validation import check_nonneg
 from .base import LogitAdjustedLoss
 
 
@@ -17,9 +18,11 @@ class LDAMLoss(LogitAdjustedLoss):
 
     def __init__(self, class_counts: Sequence[int] | Tensor, max_m: float = 0.5, s: float = 30.0,
                  weight: Tensor | None = None, reduction: str = "mean") -> None:
+        check_nonneg("LDAM max_m", max_m)
+        check_nonneg("LDAM s", s)
+        if s == 0:
+            raise ValueError("LDAM s must be > 0 (it scales every logit), got 0")
         super().__init__(class_counts, weight, reduction)
-        if s <= 0 or max_m < 0:
-            raise ValueError(f"LDAM needs s > 0 and max_m >= 0, got s={s}, max_m={max_m}")
         self.s, self.max_m = float(s), float(max_m)
         m = 1.0 / torch.sqrt(torch.sqrt(self.class_counts.double()))
         m = m * (max_m / m.max())

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._validation import check_finite, check_nonneg
 from .base import LogitAdjustedLoss
 
 
@@ -16,6 +17,8 @@ class VSLoss(LogitAdjustedLoss):
 
     def __init__(self, class_counts: Sequence[int] | Tensor, gamma: float = 0.3, tau: float = 1.0,
                  weight: Tensor | None = None, reduction: str = "mean") -> None:
+        check_nonneg("VS gamma", gamma)
+        check_finite("VS tau", tau)
         super().__init__(class_counts, weight, reduction)
         n = self.class_counts.double()
         delta = (n.max() / n) ** gamma

@@ -144,9 +144,9 @@ class CCSAM(ClassWeightedSAM):
         feats = self._features(closure, "first forward")
         logits = self.head(feats)
         check_classes(logits, self.num_classes, "CCSAM")
+        check_batch(targets, logits.shape[0], "logit rows")
         losses = self._losses(logits, targets)
         b = losses.shape[0]
-        check_batch(targets, b)
         if self._checking:
             self._flags.note(LOSS_W, losses)
         subset = self._subset()
