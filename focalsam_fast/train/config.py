@@ -225,8 +225,8 @@ def check_device_name(name: Any) -> None:
     import torch
 
     try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
+        device = torch.device(name) if isinstance(name, str) else None
+    except RuntimeError:
         device = None
     if device is None or device.type not in DEVICE_TYPES:
         raise ValueError(f"invalid --device {name!r}; valid: cpu, cuda, cuda:N")

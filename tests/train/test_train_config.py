@@ -1,0 +1,104 @@
+"""The validation table: every numeric setting, name, device and rho schedule is checked in one
+place, with a one-line message naming the flag, the value and what is valid."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from focalsam_fast.train.config import NUMERIC_BOUNDS, TrainConfig, resolve_config, validate_config
+
+NAN, INF = math.nan, math.inf
+
+BAD_NUMBERS = [
+    ("epochs", 0), ("epochs", -3), ("epochs", 2.5), ("epochs", True), ("epochs", "3"),
+    ("batch_size", 0), ("batch_size", -32),
+    ("imbalance_ratio", 0.5), ("imbalance_ratio", NAN), ("imbalance_ratio", INF),
+    ("lr", 0.0), ("lr", -0.1), ("lr", NAN), ("lr", INF), ("lr", -INF),
+    ("momentum", 1.0), ("momentum", -0.1), ("momentum", NAN),
+    ("weight_decay", -1e-4), ("weight_decay", NAN),
+    ("rho", -0.05), ("rho", INF), ("gamma", NAN), ("gamma", -1.0), ("lam", -0.5), ("lam", INF),
+    ("seed", -1), ("seed", 2**32), ("seed", 1.0), ("workers", -1), ("threads", 0), ("threads", -2),
+    ("max_steps", 0), ("max_steps", -5), ("tail_threshold", -1.0), ("tail_threshold", NAN),
+    ("ccsam_beta", 1.5), ("ccsam_beta", -0.1), ("ccsam_beta", INF), ("noise_ratio", -1e-6),
+    ("noise_ratio", NAN),
+]
+GOOD_NUMBERS = [
+    ("epochs", 1), ("imbalance_ratio", 1.0), ("imbalance_ratio", 1), ("lr", 1e-12), ("momentum", 0.0),
+    ("momentum", 0.999), ("weight_decay", 0.0), ("rho", 0.0), ("gamma", 0.0), ("lam", 0.0), ("seed", 0),
+    ("seed", 2**32 - 1), ("workers", 0), ("threads", 1), ("threads", None), ("max_steps", 1),
+    ("max_steps", None), ("tail_threshold", 0.0), ("tail_threshold", None), ("ccsam_beta", 0.0),
+    ("ccsam_beta", 1.0), ("ccsam_beta", None), ("noise_ratio", 0.0),
+]
+
+
+def test_train_config_every_numeric_setting_has_bad_cases() -> None:
+    assert {name for name, _ in BAD_NUMBERS} == set(NUMERIC_BOUNDS)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(NUMERIC_BOUNDS) <= fields
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_NUMBERS)
+def test_train_config_bad_numbers(name: str, value: object) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_config(dataclasses.replace(TrainConfig(), **{name: value}))
+    msg = str(info.value)
+    flag = "--" + name.replace("_", "-")
+    assert msg == f"{flag} must be {NUMERIC_BOUNDS[name].describe()}, got {value!r}"
+    with pytest.raises(ValueError, match=flag):  # the same check on the CLI's resolution path
+        resolve_config(None, {name: value})
+
+
+@pytest.mark.parametrize(("name", "value"), GOOD_NUMBERS)
+def test_train_config_boundary_values_accepted(name: str, value: object) -> None:
+    validate_config(dataclasses.replace(TrainConfig(), **{name: value}))
+
+
+def test_train_config_bound_descriptions() -> None:
+    assert NUMERIC_BOUNDS["epochs"].describe() == "an integer >= 1"
+    assert NUMERIC_BOUNDS["lr"].describe() == "a finite number > 0"
+    assert NUMERIC_BOUNDS["momentum"].describe() == "a finite number in [0, 1)"
+    assert NUMERIC_BOUNDS["ccsam_beta"].describe() == "a finite number in [0, 1]"
+    assert NUMERIC_BOUNDS["seed"].describe() == "an integer in [0, 4.29497e+09]"
+
+
+@pytest.mark.parametrize(("name", "value", "valid"), [
+    ("method", "adam", "sgd, sam, imbsam, ccsam, focalsam"), ("loss", "focal", "ce, la, ldam, vs"),
+    ("amp", "fp8", "none, bf16, fp16"), ("model", "vit", "resnet32"), ("dataset", "mnist", "digits_lt"),
+    ("impl", "fast", "auto, reference, foreach, cpp, cuda, triton"),
+])
+def test_train_config_unknown_names(name: str, value: str, valid: str) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(None, {name: value})
+    assert str(info.value).startswith(f"unknown --{name} {value!r}; valid: ") and valid in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["tpu", "xpu", "cuda:x", "", "cuda:-1", "mps", "cpu cuda", 3, None])
+def test_train_config_bad_device_names(device: object) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_config(dataclasses.replace(TrainConfig(), device=device))
+    assert str(info.value) == f"invalid --device {device!r}; valid: cpu, cuda, cuda:N"
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:3"])
+def test_train_config_device_names_accepted(device: str) -> None:
+    assert resolve_config(None, {"device": device}).device == device  # presence is checked at run start
+
+
+@pytest.mark.parametrize("steps", [[0.1], [0.1, 0.2, 0.3], [0.1, -1.0], [NAN, 0.1], [0.1, INF], "0.1",
+                                   [0.1, "0.2"], [True, 0.1]])
+def test_train_config_bad_rho_schedules(steps: object) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(None, {"rho_steps": steps})
+    assert str(info.value).startswith("--rho-steps takes 2 values, each a finite number >= 0 (rho before / "
+                                      f"after 80% of the epochs), got {steps!r}")
+
+
+def test_train_config_good_rho_schedule_and_presets() -> None:
+    assert resolve_config(None, {"rho_steps": [0.0, 0.2]}).rho_steps == [0.0, 0.2]
+    from focalsam_fast.train.config import PRESETS
+
+    for name in PRESETS:  # every released setting passes the table
+        validate_config(resolve_config(name))
