@@ -6,13 +6,14 @@ big-tensor checks and the step set-ups) run on the CPU implementations."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
@@ -127,6 +128,45 @@ def test_a_gpu_script_run_as_a_module_exits_2_without_cuda() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == EXIT_NO_GPU
     assert "needs a CUDA GPU, but torch.cuda.is_available() is False" in proc.stderr
+
+
+ENVIRONMENTAL = ("RuntimeError", "AcceleratorError", "ImportError", "ModuleNotFoundError", "AssertionError",
+                 "ImplUnavailableError")
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch reports one 80 GiB sm_90 GPU (kernels launched on it still fail: there is none)."""
+    props = SimpleNamespace(name="Fake GPU", major=9, minor=0, multi_processor_count=132)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=None: props)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=None: (70 * 2**30, 80 * 2**30))
+
+
+@pytest.mark.parametrize(("name", "checks"), [
+    ("env_check", ["gpu", "triton compiled", "build switches", "nvcc", "Python.h", "build tools", "pytest"]),
+    ("impls_check", ["package from this checkout", "native modules", "cuda and triton available",
+                     "triton compiled", "auto picks cuda", "kernels run"]),
+])
+def test_setup_scripts_run_every_check_without_programming_errors(
+        name: str, checks: list[str], fake_gpu: None, tmp_path: Path) -> None:
+    """With a faked GPU, the hard set-up stages run all their checks; whatever fails here fails for
+    a reason of this machine (no driver, interpreter mode), never a bug of the script."""
+    module = importlib.import_module(f"benchmarks.gpu.{name}")
+    module.main(["--out", str(tmp_path / "r.json")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [c["name"] for c in report["checks"]] == checks
+    bugs = [c for c in report["checks"] if not c["ok"] and not c["detail"].startswith(ENVIRONMENTAL)]
+    assert not bugs
+    assert report["checks"][0]["ok"]  # the faked GPU / this checkout
+
+
+def test_streams_graphs_runs_every_check_without_programming_errors(fake_gpu: None, tmp_path: Path) -> None:
+    assert streams_graphs.main(["--out", str(tmp_path / "r.json")]) == 1  # no driver here
+    checks = json.loads((tmp_path / "r.json").read_text())["checks"]
+    impls = [n for n in kernels.available_impls("cuda") if n != "reference"]
+    assert len(checks) == len(impls) + 1 + 2 * len(streams_graphs.METHODS) + 2 * 2
+    assert all(c["detail"].startswith(ENVIRONMENTAL) for c in checks if not c["ok"])
 
 
 def test_report_records_failures_and_writes_json(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Fails (exit 1) unless: torch sees a CUDA GPU; ``TRITON_INTERPRET`` is unset (Triton compiles for the
 GPU instead of interpreting on the CPU); ``FOCALSAM_NO_CUDA`` / ``FOCALSAM_NO_NATIVE`` are unset;
 nvcc is where setup.py looks (``CUDA_HOME``, ``CUDA_PATH``, ``PATH``); ``Python.h`` exists for this
-Python; cmake, pybind11, setuptools and wheel (the ``--no-build-isolation`` build) and pytest and
-triton are importable / found.  Records the GPU, versions and optional packages (pytest-benchmark,
-torchvision, open_clip: the benchmarks need them) in the report.
+Python; cmake, pybind11 and setuptools >= 64 (the ``--no-build-isolation`` editable build), pytest
+and triton are importable / found.  Records the GPU, versions and optional packages
+(pytest-benchmark, torchvision, open_clip: the benchmarks need them; wheel: older setuptools) in
+the report.
 
 ``python -m benchmarks.gpu.env_check --out OUT/env.json``
 """
@@ -25,7 +26,7 @@ import torch
 
 from benchmarks.gpu._common import Report, parse_args, require_cuda
 
-OPTIONAL = ("pytest_benchmark", "torchvision", "numpy", "open_clip")
+OPTIONAL = ("pytest_benchmark", "torchvision", "numpy", "open_clip", "wheel")
 
 
 def find_nvcc() -> str | None:
@@ -90,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return str(header)
 
     def build_tools() -> str:
-        found = {m: _version(m) for m in ("pybind11", "setuptools", "wheel")}
+        found = {m: _version(m) for m in ("pybind11", "setuptools")}
+        if int(found["setuptools"].split(".")[0]) < 64:
+            raise RuntimeError(f"setuptools {found['setuptools']} cannot make editable installs of this "
+                               "project (PEP 660 needs >= 64)")
         cmake = Path(sys.executable).parent / "cmake"
         cmake_path = str(cmake) if cmake.is_file() else shutil.which("cmake")
         if cmake_path is None:
