@@ -146,10 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except RunError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except OSError as exc:  # unreadable data (the data package's errors are OSErrors), I/O failures
+    except (RunError, OSError) as exc:  # OSError: unreadable data (the data package's errors are OSErrors)
         _err(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:  # during setup or evaluation; training handles its own
@@ -228,7 +225,8 @@ def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, progress: bool
     try:
         return trainer.run()
     except KeyboardInterrupt:
-        _log(f"\ninterrupted. {_resume_hint(out, cfg.epochs).capitalize()}")
+        hint = _resume_hint(out, cfg.epochs)
+        _log(f"\ninterrupted: {hint}")
         return None
     except (RunError, OSError) as exc:  # e.g. a full disk, unreadable data
         raise RunError(f"{exc}; {_resume_hint(out, cfg.epochs)}") from exc

@@ -52,7 +52,7 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
 
 def test_cli_interrupt_then_resume_is_bitwise_identical(run_cli, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    full, cut = tmp_path / "full", tmp_path / "cut"
+    full, cut = tmp_path / "full", tmp_path / "Cut"  # upper case: the hint keeps paths as given
     assert run_cli("train", *ARGS, "--out", str(full)).code == 0
 
     with monkeypatch.context() as m:
