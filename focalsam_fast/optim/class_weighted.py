@@ -23,7 +23,7 @@ class ClassWeightedSAM(SAMBase):
                  num_classes: int, **kwargs: Any) -> None:
         super().__init__(params, base_optimizer, **kwargs)
         self.num_classes = num_classes
-        self._tables: dict[tuple[Any, ...], Tensor] = {}
+        self._tables: dict[tuple[Any, ...], Any] = {}
 
     def _reset_transient(self) -> None:
         super()._reset_transient()

@@ -103,14 +103,23 @@ class FocalSAM(TwoObjectiveSAM):
         check_batch(targets, logits.shape[0], "logit rows")
         ops = kernels.get_ops(self._impl_request, logits.device)
         loss_fn = getattr(ops, "focal_loss", kernels.reference.focal_loss)
-        scale, bias, margin, weight = (None if t is None else t.to(logits.device)
-                                       for t in self.criterion.tables())
+        scale, bias, margin, weight = (None if t is None else self._device_copy(name, t, logits.device)
+                                       for name, t in zip(("a", "b", "m", "w"), self.criterion.tables()))
         coeff = self._gather_table(self.coefficients, "c", logits)
         losses, grad_a, grad_b = loss_fn(logits.detach(), targets.to(logits.device), coeff, scale,
                                          bias, margin, weight, grad_scale=self._loss_scale)
         if self._checking:
             self._flags.note(slot, losses)
         return logits, losses, grad_a, grad_b
+
+    def _device_copy(self, name: str, table: Tensor, device: torch.device) -> Tensor:
+        """``table`` on ``device``, copied once per table object (tables are constants: DRW swaps in a new
+        weight tensor, copied once): no host-to-device copy in a steady step."""
+        key = ("loss-" + name, device)
+        cached = self._tables.get(key)
+        if cached is None or cached[0] is not table:
+            cached = self._tables[key] = (table, table.to(device))
+        return cached[1]
 
     def _fused_loss_step(self, closure: Closure, targets: Tensor, inv: float | Tensor) -> StepOutput:
         logits, _, grad_a, grad_b = self._logits(closure, targets, LOSS_W)
