@@ -104,6 +104,96 @@ def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
     assert proc.returncode == 2 and "usage" in proc.stderr
 
 
+# A stand-in for the GPU machine's python: it answers the script's two GPU probes, passes the junit
+# verdict to the real Python, writes a junit XML (with a skip for the stage named in FAKE_SKIP) and
+# benchmark JSON for pytest, and fails (exit 3) every command that contains FAKE_FAIL.
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+if [ "$1" = -c ]; then
+    case "$2" in
+        *get_device_name*) echo "Fake GPU"; exit 0 ;;
+        *get_device_capability*) echo 90-real; exit 0 ;;
+    esac
+fi
+case "$*" in *"${FAKE_FAIL:-no such command}"*) echo "fake failure: $*"; exit 3 ;; esac
+ok='<testcase classname="t" name="ok"/>'
+skip='<testcase classname="t" name="s"><skipped message="needs a CUDA GPU"/></testcase>'
+case "$*" in
+    *benchmarks.gpu._junit*) exec REAL_PYTHON "$@" ;;
+    *"-m pytest"*)
+        for a in "$@"; do
+            case "$a" in
+                --junitxml=*) xml=${a#--junitxml=} ;;
+                --benchmark-json=*) echo '{}' >"${a#*=}" ;;
+            esac
+        done
+        case "$xml" in *"/${FAKE_SKIP:-none}.xml") ok="$ok$skip" ;; esac
+        echo "<testsuites><testsuite>$ok</testsuite></testsuites>" >"$xml"
+        echo "fake pytest" ;;
+    *render_table*) for a in "$@"; do [ "${prev:-}" = -o ] && echo table >"$a"; prev=$a; done ;;
+    *) echo "fake: $* (FOCALSAM_CUDA_ARCHS=${FOCALSAM_CUDA_ARCHS:-})" ;;
+esac
+"""
+FAKE_SANITIZER = """#!/usr/bin/env bash
+while [ "${1#-}" != "$1" ]; do shift 2; done
+exec "$@"
+"""
+
+
+def _fake_run(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], str, Path]:
+    """gpu_check.sh on a faked GPU machine: (process, summary.md, OUT_DIR)."""
+    py, san = tmp_path / "python", tmp_path / "compute-sanitizer"
+    py.write_text(FAKE_PYTHON.replace("REAL_PYTHON", sys.executable))
+    san.write_text(FAKE_SANITIZER)
+    py.chmod(0o755)
+    san.chmod(0o755)
+    out = tmp_path / "out"
+    proc = _run(str(out), env={**NO_GPU_ENV, "PYTHON": str(py), "COMPUTE_SANITIZER": str(san), **env})
+    return proc, (out / "summary.md").read_text(), out
+
+
+def _status(summary: str) -> dict[str, str]:
+    return dict(re.findall(r"^\| \d+ \| ([\w-]+) \| ([^|]+?) \|", summary, flags=re.M))
+
+
+def test_run_passes_when_every_stage_passes(tmp_path: Path) -> None:
+    proc, summary, out = _fake_run(tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert "**PASS: every required stage passed" in summary and "device: Fake GPU" in summary
+    status = _status(summary)
+    assert set(STAGES) <= set(status) and set(status.values()) == {"ok"}
+    assert (out / "cuda-tests.xml").is_file() and (out / "table.md").read_text() == "table\n"
+    build = (out / "build.log").read_text()  # the build is for this GPU's architecture only
+    assert "-m pip install --no-build-isolation --no-deps -v -e . (FOCALSAM_CUDA_ARCHS=90-real)" in build
+
+
+def test_a_failed_hard_stage_stops_the_run(tmp_path: Path) -> None:
+    proc, summary, out = _fake_run(tmp_path, FAKE_FAIL="-m pip install")
+    assert proc.returncode == 1
+    status = _status(summary)
+    assert status["env"] == "ok" and status["build"] == "FAILED (exit 3)"
+    assert all(status[s] == "not run (build failed)" for s in STAGES[2:])
+    assert "**FAIL: 1 stage(s) failed, 20 not run after a failed hard stage" in summary
+    assert not (out / "impls.log").exists()
+    assert "fake failure: -m pip install" in proc.stdout  # the failing log's tail is shown
+
+
+def test_a_skipped_gpu_test_fails_its_stage_and_the_run_goes_on(tmp_path: Path) -> None:
+    proc, summary, out = _fake_run(tmp_path, FAKE_SKIP="cuda-tests")
+    assert proc.returncode == 1
+    status = _status(summary)
+    assert status["cuda-tests"] == "FAILED (exit 1)"
+    assert status["parity"] == "ok" and status["table"] == "ok"
+    assert "skipped (a skipped GPU test is a failure)" in (out / "cuda-tests.log").read_text()
+
+
+def test_optional_stages_wait_for_time_and_do_not_fail_the_run(tmp_path: Path) -> None:
+    proc, summary, _ = _fake_run(tmp_path, FOCALSAM_GPU_CHECK_BUDGET_S="80")
+    assert proc.returncode == 0, proc.stdout
+    status = _status(summary)
+    assert status["step-resnet32-cifar10lt"] == "not run (time budget)"
+    assert status["table"] == "ok" and status["bench-optimizer"] == "ok"
+
+
 # ----------------------------------------------------------------------------- scripts refuse without CUDA
 def test_the_scripts_are_the_expected_ones() -> None:
     assert GPU_SCRIPTS == ["big_tensor", "env_check", "focal_edges", "impls_check", "sanitize_ops",
