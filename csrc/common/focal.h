@@ -15,11 +15,11 @@
 
 namespace focalsam {
 
-/// z'_j from the logit z_j (already in opmath A) and the class tables.
+/// z'_j from the logit z_j (already in opmath A) and the class tables' entries of column j.
 template <class A>
-FS_HD A focal_adjusted(A z, std::int64_t j, std::int64_t y, const A* scale, const A* bias, const A* margin) {
-  const A x = z * scale[j] + bias[j];
-  return j == y ? x - margin[j] : x;
+FS_HD A focal_adjusted(A z, A scale_j, A bias_j, A margin_j, bool is_target) {
+  const A x = z * scale_j + bias_j;
+  return is_target ? x - margin_j : x;
 }
 
 /// Whether y is a class index (bad labels never index the tables).
@@ -61,11 +61,17 @@ FS_HD A focal_row_loss(const FocalRow<A>& r, A adjusted_y) {
   return r.scale_w ? l * r.w : l;
 }
 
-/// Both gradient elements of column j (opmath A; the caller rounds them to the logits' dtype).
+/// softmax(z')_j as torch.softmax gives it (the whole row NaN when max z' is not finite).
 template <class A>
-FS_HD void focal_grad(const FocalRow<A>& r, A adjusted_j, bool is_target, A scale_j, A& grad_a, A& grad_b) {
-  const A p = r.probs_nan ? std::numeric_limits<A>::quiet_NaN() : fs_exp<A>(adjusted_j - r.lse);
-  A cot = p - (is_target ? A(1) : A(0));
+FS_HD A focal_prob(const FocalRow<A>& r, A adjusted_j) {
+  return r.probs_nan ? std::numeric_limits<A>::quiet_NaN() : fs_exp<A>(adjusted_j - r.lse);
+}
+
+/// Both gradient elements of column j from its probability (opmath A; the caller rounds them to
+/// the logits' dtype).
+template <class A>
+FS_HD void focal_grad(const FocalRow<A>& r, A prob_j, bool is_target, A scale_j, A& grad_a, A& grad_b) {
+  A cot = prob_j - (is_target ? A(1) : A(0));
   if (r.scale_w) cot = cot * r.w;
   cot = cot * scale_j;
   grad_a = (cot * r.ca) * r.grad_scale;

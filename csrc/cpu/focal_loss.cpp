@@ -1,10 +1,12 @@
 // Row-wise focal-loss pass on the CPU (reference.focal_loss): one row per OpenMP work item.
-// Per row the adjusted logits z' are cached, reduced to a logsumexp by kLanes online (max, sum)
-// states (lane l takes columns l, l + kLanes, ...: the layout of the CUDA kernel's threads)
-// merged by a fixed tree, then one more sweep writes both gradients.  All arithmetic is the shared
-// host/device code of csrc/common/logsumexp.h and focal.h; sums of exp run in float64 (thousands
-// of terms in serial order).
+// Per row the adjusted logits z' are cached and cut into blocks of kBlock columns; each block
+// gives a (max, sum) state in sweeps over the block (NaN test, max, sum of exp(z' - max)), and the
+// blocks' states are merged in column order, starting from the empty state, by the shared
+// host/device merge (csrc/common/logsumexp.h, which the CUDA kernel runs per element).  One more
+// sweep computes the probabilities and one writes both gradients (csrc/common/focal.h).  Sums of
+// exp run in float64 (thousands of terms in serial order).
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "../common/focal.h"
@@ -13,7 +15,35 @@
 namespace focalsam::cpu {
 namespace {
 
-constexpr std::int64_t kLanes = 8;
+constexpr std::int64_t kBlock = 64;
+
+/// Independent accumulators of the block sweeps (breaks the latency chains of max and add).
+constexpr int kAcc = 4;  // the final sum below pairs them
+
+/// The state of the n values at x (special values as lse_merge would leave them).
+template <class A>
+MaxSum<A, double> block_state(const A* x, std::int64_t n) {
+  int nan = 0;  // an int OR (vectorised), apart from the max
+  for (std::int64_t j = 0; j < n; ++j) nan |= fs_isnan(x[j]);
+  if (nan) return lse_element<A, double>(std::numeric_limits<A>::quiet_NaN());
+  A mx[kAcc];
+  for (A& v : mx) v = -std::numeric_limits<A>::infinity();
+  const std::int64_t full = n - n % kAcc;
+  for (std::int64_t j = 0; j < full; j += kAcc) {
+    for (int k = 0; k < kAcc; ++k) mx[k] = x[j + k] > mx[k] ? x[j + k] : mx[k];
+  }
+  for (std::int64_t j = full; j < n; ++j) mx[j - full] = x[j] > mx[j - full] ? x[j] : mx[j - full];
+  A m = mx[0];
+  for (int k = 1; k < kAcc; ++k) m = mx[k] > m ? mx[k] : m;
+  if (m == -std::numeric_limits<A>::infinity()) return lse_identity<A, double>();
+  if (m == std::numeric_limits<A>::infinity()) return lse_element<A, double>(m);
+  double sum[kAcc] = {};
+  for (std::int64_t j = 0; j < full; j += kAcc) {
+    for (int k = 0; k < kAcc; ++k) sum[k] += static_cast<double>(fs_exp<A>(x[j + k] - m));
+  }
+  for (std::int64_t j = full; j < n; ++j) sum[j - full] += static_cast<double>(fs_exp<A>(x[j] - m));
+  return {m, (sum[0] + sum[1]) + (sum[2] + sum[3])};
+}
 
 template <class T>
 void focal_loss_rows(const FocalLossArgs& a, int num_threads) {
@@ -41,21 +71,19 @@ void focal_loss_rows(const FocalLossArgs& a, int num_threads) {
     for (std::int64_t i = 0; i < a.rows; ++i) {
       const T* z = logits + i * a.cols;
       const std::int64_t y = targets[i];
-      for (std::int64_t j = 0; j < a.cols; ++j) adj[j] = focal_adjusted(load(z[j]), j, y, scale, bias, margin);
-      State lane[kLanes];
-      for (State& s : lane) s = lse_identity<A, double>();
-      for (std::int64_t j0 = 0; j0 < a.cols; j0 += kLanes) {
-        const std::int64_t n = std::min(kLanes, a.cols - j0);
-        for (std::int64_t l = 0; l < n; ++l) lane[l] = lse_merge(lane[l], lse_element<A, double>(adj[j0 + l]));
+      for (std::int64_t j = 0; j < a.cols; ++j) adj[j] = focal_adjusted(load(z[j]), scale[j], bias[j], A(0), false);
+      if (focal_label_valid(y, a.cols)) adj[y] = focal_adjusted(load(z[y]), scale[y], bias[y], margin[y], true);
+      State state = lse_identity<A, double>();
+      for (std::int64_t j0 = 0; j0 < a.cols; j0 += kBlock) {
+        state = lse_merge(state, block_state(adj.data() + j0, std::min(kBlock, a.cols - j0)));
       }
-      for (std::int64_t w = kLanes / 2; w > 0; w /= 2) {
-        for (std::int64_t l = 0; l < w; ++l) lane[l] = lse_merge(lane[l], lane[l + w]);
-      }
-      const FocalRow<A> row = focal_row(lane[0], y, a.cols, coeff, weight, batch, grad_scale);
+      const FocalRow<A> row = focal_row(state, y, a.cols, coeff, weight, batch, grad_scale);
       const A adj_y = focal_label_valid(y, a.cols) ? adj[y] : A(0);
       losses[i] = store<T>(focal_row_loss(row, adj_y));
       T* ga = grad_a + i * a.cols;
       T* gb = grad_b + i * a.cols;
+      // probabilities in place (the exp calls), then a vectorisable sweep for the rest
+      for (std::int64_t j = 0; j < a.cols; ++j) adj[j] = focal_prob(row, adj[j]);
       for (std::int64_t j = 0; j < a.cols; ++j) {
         A va, vb;
         focal_grad(row, adj[j], j == y, scale[j], va, vb);

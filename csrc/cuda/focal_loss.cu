@@ -58,7 +58,9 @@ __global__ void __launch_bounds__(kRowThreads) focal_loss_kernel(FocalLossArgs a
     T* ga = reinterpret_cast<T*>(a.grad_a) + row * a.cols;
     T* gb = reinterpret_cast<T*>(a.grad_b) + row * a.cols;
     const std::int64_t y = reinterpret_cast<const std::int64_t*>(a.targets)[row];
-    auto adjusted = [&](std::int64_t j) { return focal_adjusted(load(z[j]), j, y, scale, bias, margin); };
+    auto adjusted = [&](std::int64_t j) {
+      return focal_adjusted(load(z[j]), scale[j], bias[j], j == y ? margin[j] : A(0), j == y);
+    };
     State<A> acc = lse_identity<A, A>();
     for (std::int64_t j = threadIdx.x; j < a.cols; j += blockDim.x) {
       acc = lse_merge(acc, lse_element<A, A>(adjusted(j)));
@@ -70,7 +72,7 @@ __global__ void __launch_bounds__(kRowThreads) focal_loss_kernel(FocalLossArgs a
     }
     for (std::int64_t j = threadIdx.x; j < a.cols; j += blockDim.x) {
       A va, vb;
-      focal_grad(r, adjusted(j), j == y, scale[j], va, vb);
+      focal_grad(r, focal_prob(r, adjusted(j)), j == y, scale[j], va, vb);
       ga[j] = store<T>(va);
       gb[j] = store<T>(vb);
     }
