@@ -240,23 +240,63 @@ class SAMBase(Optimizer):
         return self.check_inputs and not self._amp
 
     @torch.no_grad()
-    def stash_grads(self) -> None:
-        """Keep the current gradient of every parameter as ``g2`` and clear ``.grad``.
+    def stash_grads(self, grads: dict[Tensor, Tensor] | None = None) -> None:
+        """Keep the current gradient of every parameter (or the given ``{param: grad}``) as
+        ``g2`` and clear ``.grad``.
 
         Reference: a clone (as the official code).  Fused paths move the tensor itself into
         the state (zero bytes copied); the next backward allocates a fresh ``.grad``.
         """
         for i, group in enumerate(self.param_groups):
-            ps = self._grad_params(group)
+            if grads is None:
+                ps = self._grad_params(group)
+                gs = self._grads_for(i, ps) if ps else []
+            else:
+                ps = [p for p in group["params"] if p in grads]
+                gs = [grads[p] for p in ps]
             if not ps:
                 continue
-            grads = self._grads_for(i, ps)
             if self._checking:
-                self._flags.note(GRAD_KEPT, self._ops(i).sq_norm(grads))
+                self._flags.note(GRAD_KEPT, self._ops(i).sq_norm(gs))
             copy = self._group_impls[i] == "reference"
-            for p, g in zip(ps, grads):
+            for p, g in zip(ps, gs):
                 self.state[p]["stash"] = g.clone() if copy else g
                 p.grad = None
+
+    def _keep_gradient(self, objective: Tensor) -> None:
+        """``g2 = grad(objective)`` kept for the update, taken with ``torch.autograd.grad`` (the
+        graph is retained): no ``.grad`` is written, so no DistributedDataParallel hook runs and
+        g2 costs no all-reduce of its own (see :meth:`_before_last_backward`)."""
+        scaled = self._scaler.scale(objective) if self._scaler is not None else objective
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        grads = torch.autograd.grad(scaled, params, retain_graph=True, allow_unused=True)
+        self.stash_grads({p: g for p, g in zip(params, grads) if g is not None})
+
+    def _keep_gradient_of(self, outputs: Tensor, grad_outputs: Tensor) -> None:
+        """As :meth:`_keep_gradient` for a given output cotangent (the fused loss path)."""
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        grads = torch.autograd.grad(outputs, params, grad_outputs, retain_graph=True, allow_unused=True)
+        self.stash_grads({p: g for p, g in zip(params, grads) if g is not None})
+
+    @staticmethod
+    def distributed() -> bool:
+        """True in a torch.distributed process group of more than one process."""
+        dist = torch.distributed
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    @torch.no_grad()
+    def _before_last_backward(self) -> None:
+        """Under torch.distributed, put ``g2`` back into ``.grad`` before the last backward:
+        autograd then accumulates ``g2 + g1`` and DistributedDataParallel all-reduces the sum once
+        (all-reduce is linear), so a step needs one all-reduce for eps and one for the update.
+        On one process ``g2`` stays kept and the fused SGD pass reads it directly."""
+        if not self.distributed():
+            return
+        for group in self.param_groups:
+            for p in group["params"]:
+                stash = self.state.get(p, {}).pop("stash", None)
+                if stash is not None:
+                    p.grad = stash
 
     def grad_norm(self) -> Tensor:
         r"""One global norm :math:`\lVert a \odot g\rVert_2` over all groups (fp32/fp64 on device)."""

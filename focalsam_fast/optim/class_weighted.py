@@ -95,12 +95,12 @@ class TwoObjectiveSAM(ClassWeightedSAM):
     def _two_objective_step(self, closure: Closure, targets: Tensor, inv: float | Tensor) -> StepOutput:
         losses, _ = self._outputs(closure, targets, LOSS_W)
         kept, sharp = self._objectives(targets, losses)
-        self._backward(kept(losses), retain_graph=True)
-        self.stash_grads()
+        self._keep_gradient(kept(losses))
         self._backward(sharp(losses))
 
         def second() -> StepOutput:
             losses2, logits2 = self._outputs(closure, targets, LOSS_EPS)
+            self._before_last_backward()
             self._backward(sharp(losses2))
             return StepOutput(losses2.detach().mean(), None if logits2 is None else logits2.detach())
 

@@ -123,12 +123,12 @@ class FocalSAM(TwoObjectiveSAM):
 
     def _fused_loss_step(self, closure: Closure, targets: Tensor, inv: float | Tensor) -> StepOutput:
         logits, _, grad_a, grad_b = self._logits(closure, targets, LOSS_W)
-        logits.backward(grad_a, retain_graph=True)
-        self.stash_grads()
+        self._keep_gradient_of(logits, grad_a)
         logits.backward(grad_b)
 
         def second() -> StepOutput:
             logits2, losses2, _, grad_b2 = self._logits(closure, targets, LOSS_EPS)
+            self._before_last_backward()
             logits2.backward(grad_b2)
             return StepOutput(losses2.mean(), logits2.detach())
 

@@ -1,0 +1,57 @@
+"""Worker of the DistributedDataParallel tests (a module on the test path, so spawned processes
+can import it): N gloo ranks each step on their slice of one global batch."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from method_cases import make
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
+
+STEPS = 3
+
+
+def net(seed: int = 0) -> nn.Sequential:
+    """No BatchNorm: per-rank batch statistics would differ from one process on the whole batch."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+
+
+def batches(world: int, per_rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(1234)
+    n = world * per_rank
+    return [(torch.randn(n, 6, dtype=torch.float64, generator=gen), torch.randint(0, 3, (n,), generator=gen))
+            for _ in range(STEPS)]
+
+
+def run(model: nn.Module, opt, data, rank: int, world: int, per_rank: int) -> None:
+    for x, y in data:
+        xs, ys = x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
+        opt.step(lambda xs=xs, ys=ys: F.cross_entropy(model(xs), ys, reduction="none"), targets=ys)
+
+
+def worker(rank: int, world: int, port: int, method: str, impl: str, per_rank: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        model = net()
+        ddp = DistributedDataParallel(model)
+        calls = {"n": 0}
+
+        def counting(state, bucket):
+            calls["n"] += 1
+            return allreduce_hook(state, bucket)
+
+        ddp.register_comm_hook(None, counting)
+        opt = make(method, model, impl, params=ddp.parameters())
+        run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
+        if rank == 0:
+            torch.save({"weights": [p.detach() for p in model.parameters()], "allreduces": calls["n"]}, out)
+    finally:
+        dist.destroy_process_group()
