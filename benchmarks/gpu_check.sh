@@ -86,15 +86,16 @@ ARCH="<compute capability of GPU 0>"
 if [ $DRY -eq 0 ]; then
     mkdir -p "$OUT" || exit 2
     OUT=$(cd "$OUT" && pwd)
-    if ! GPU=$("$PY" -c "import torch, sys
+    if ! PROBE=$("$PY" -c "import torch, sys
 if not torch.cuda.is_available():
     sys.exit(1)
-print(torch.cuda.get_device_name(0))" 2>"$OUT/gpu_probe.log"); then
+print('%d%d-real' % torch.cuda.get_device_capability(0), torch.cuda.get_device_name(0))" 2>"$OUT/gpu_probe.log"); then
         msg="gpu_check: FAILED: no CUDA GPU visible (torch.cuda.is_available() is False for $PY, or torch does not import: see $OUT/gpu_probe.log); nothing was built or run. Run this on a CUDA machine (bash benchmarks/gpu_check.sh --dry-run checks the script without one)."
         echo "$msg" | tee "$OUT/summary.md" >&2
         exit 1
     fi
-    ARCH=$("$PY" -c "import torch; print('%d%d-real' % torch.cuda.get_device_capability(0))")
+    ARCH=${PROBE%% *}
+    GPU=${PROBE#* }
 fi
 ARCHS=${FOCALSAM_CUDA_ARCHS:-$ARCH}
 JOBS=$(nproc 2>/dev/null || echo 4)

@@ -30,7 +30,9 @@ STAGES = ("env", "build", "impls", "cuda-tests", "triton-tests", "other-gpu-test
           "parity", "focal-edges", "big-tensor", "streams-graphs", "bench-optimizer", "bench-launches",
           "bench-interleaved", "step-resnet32-cifar10lt", "step-resnet50-inat2018", "table")
 CPU = torch.device("cpu")
-NO_GPU_ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+NO_GPU_ENV = {**{k: v for k, v in os.environ.items()
+                 if k not in ("FOCALSAM_CUDA_ARCHS", "FOCALSAM_GPU_CHECK_BUDGET_S", "COMPUTE_SANITIZER")},
+              "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
 
 
 def _run(*args: str, env: dict[str, str] | None = None, timeout: int = 120
@@ -104,15 +106,12 @@ def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
     assert proc.returncode == 2 and "usage" in proc.stderr
 
 
-# A stand-in for the GPU machine's python: it answers the script's two GPU probes, passes the junit
+# A stand-in for the GPU machine's python: it answers the script's GPU probe, passes the junit
 # verdict to the real Python, writes a junit XML (with a skip for the stage named in FAKE_SKIP) and
 # benchmark JSON for pytest, and fails (exit 3) every command that contains FAKE_FAIL.
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 if [ "$1" = -c ]; then
-    case "$2" in
-        *get_device_name*) echo "Fake GPU"; exit 0 ;;
-        *get_device_capability*) echo 90-real; exit 0 ;;
-    esac
+    case "$2" in *get_device_capability*) echo "90-real Fake GPU"; exit 0 ;; esac
 fi
 case "$*" in *"${FAKE_FAIL:-no such command}"*) echo "fake failure: $*"; exit 3 ;; esac
 ok='<testcase classname="t" name="ok"/>'
