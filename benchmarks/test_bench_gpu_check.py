@@ -258,6 +258,14 @@ def test_streams_graphs_runs_every_check_without_programming_errors(fake_gpu: No
     assert all(c["detail"].startswith(ENVIRONMENTAL) for c in checks if not c["ok"])
 
 
+def test_peak_bandwidth_from_the_memory_clock() -> None:
+    """H100 SXM: 2,619 MHz HBM3 on a 5,120-bit bus = 3,352 GB/s; unknown clock: None."""
+    from benchmarks.gpu.env_check import peak_bandwidth_gbs
+
+    assert peak_bandwidth_gbs(SimpleNamespace(memory_clock_rate=2_619_000, memory_bus_width=5120)) == 3352.3
+    assert peak_bandwidth_gbs(SimpleNamespace()) is None
+
+
 def test_report_records_failures_and_writes_json(tmp_path: Path) -> None:
     report = Report("t")
     assert report.finish(None) == 1  # no check ran: not a pass

@@ -38,6 +38,14 @@ def find_nvcc() -> str | None:
     return shutil.which("nvcc")
 
 
+def peak_bandwidth_gbs(props: object) -> float | None:
+    """Nominal DRAM bandwidth, 2 transfers per clock x bus width (what the optimizer-side GB/s of
+    the benchmarks is compared with); None when torch does not report the memory clock."""
+    clock_khz = getattr(props, "memory_clock_rate", 0)
+    bus_bits = getattr(props, "memory_bus_width", 0)
+    return round(2 * clock_khz * 1e3 * bus_bits / 8 / 1e9, 1) if clock_khz and bus_bits else None
+
+
 def _version(module: str) -> str:
     mod = importlib.import_module(module)
     return str(getattr(mod, "__version__", "unknown version"))
@@ -51,14 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     def gpu() -> str:
         props = torch.cuda.get_device_properties(0)
         free, total = torch.cuda.mem_get_info(0)
+        peak = peak_bandwidth_gbs(props)
         report.info.update({
+            "peak_memory_bandwidth_gbs": peak,
             "gpu": props.name, "capability": f"{props.major}.{props.minor}",
             "gpu_memory_gib": round(total / 2**30, 1), "gpu_free_gib": round(free / 2**30, 1),
             "multiprocessors": props.multi_processor_count, "torch": torch.__version__,
             "torch_cuda": str(torch.version.cuda), "python": sys.version.split()[0],
             "python_executable": sys.executable,
         })
-        return (f"{props.name}, sm_{props.major}{props.minor}, {total / 2**30:.0f} GiB, "
+        bandwidth = f", {peak:.0f} GB/s peak memory bandwidth" if peak else ""
+        return (f"{props.name}, sm_{props.major}{props.minor}, {total / 2**30:.0f} GiB{bandwidth}, "
                 f"torch {torch.__version__}")
 
     def triton_mode() -> str:
