@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet50 as tv_resnet50
 
 from focalsam_fast.models.base import FeatureClassifier
 from focalsam_fast.models.heads import NormedLinear
@@ -23,6 +22,8 @@ class ResNet50(FeatureClassifier):
         self, num_classes: int = 1000, weights: str | Path | None = None, normed: bool = False
     ) -> None:
         super().__init__()
+        from torchvision.models import resnet50 as tv_resnet50  # heavy: imported on use
+
         self.body = tv_resnet50(weights=None)
         self.body.fc = nn.Identity()
         self.fc = NormedLinear(2048, num_classes) if normed else nn.Linear(2048, num_classes)
