@@ -250,6 +250,7 @@ write_summary() {  # $1: verdict line
         echo
         echo "- device: $GPU; python: $PY; commit: $COMMIT; CUDA archs built: $ARCHS"
         echo "- started $(date -u -d "@$START" '+%Y-%m-%d %H:%M:%S UTC'); budget $BUDGET s; elapsed $(($(date +%s) - START)) s"
+        grep -m 1 '^\[ok\] gpu ' "$OUT/env.log" 2>/dev/null | sed 's/^\[ok\] gpu ([^)]*): /- GPU: /'
         for n in "${NOTES[@]}"; do echo "- note: $n"; done
         echo
         echo "| # | stage | status | time | cap | what it checks | last line of the log |"
