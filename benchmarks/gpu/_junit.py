@@ -3,8 +3,9 @@
 ``python -m benchmarks.gpu._junit FILE.xml [--allow-skips] [--allow-empty]`` prints the counts and
 every skipped / failed test with its message, and exits 1 when the file is missing or unreadable,
 when a test failed or errored, when no test ran (unless ``--allow-empty``), or when a test was
-skipped (unless ``--allow-skips``: the benchmark stages, whose skips are only listed).  This is the
-one module under ``benchmarks/gpu/`` that runs without a GPU: it only reads a file.
+skipped (unless ``--allow-skips``: the benchmark stages, whose skips are only listed).  pytest
+writes an expected failure (xfail) as a skip, so it fails a GPU stage too.  This is the one module
+under ``benchmarks/gpu/`` that runs without a GPU: it only reads a file.
 """
 
 from __future__ import annotations
