@@ -16,7 +16,7 @@ from focalsam_fast.data.groups import (
 from focalsam_fast.data.integrity import CIFAR_COUNTS, DataIntegrityError, ExpectedCounts, check_class_counts
 from focalsam_fast.data.large_scale import STANDARD_COUNTS, build_list_dataset
 from focalsam_fast.data.listfile import CorruptImageError, ListFileDataset, ListFileError, parse_list_file
-from focalsam_fast.data.ood import ClassFolderDataset, corruption_errors, imagenet_c_sets
+from focalsam_fast.data.ood import OOD_COUNTS, ClassFolderDataset, corruption_errors, imagenet_c_sets
 from focalsam_fast.data.profiles import imbalance_counts, select_long_tailed
 from focalsam_fast.data.registry import DATASETS, LongTailedData, build_dataset
 from focalsam_fast.data.sampling import sample_long_tailed_labels
@@ -30,6 +30,7 @@ __all__ = [
     "CORRUPTIONS",
     "DATASETS",
     "GROUP_PRESETS",
+    "OOD_COUNTS",
     "STANDARD_COUNTS",
     "ArrayDataset",
     "ClassFolderDataset",

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focalsam_fast.data import ClassFolderDataset, DataIntegrityError, ExpectedCounts, imagenet_c_sets
-from focalsam_fast.data.ood import OOD_COUNTS
+from focalsam_fast.data import (
+    OOD_COUNTS,
+    ClassFolderDataset,
+    DataIntegrityError,
+    ExpectedCounts,
+    imagenet_c_sets,
+)
 
 
 def _folders(root: Path, sizes: dict[str, int], seed: int) -> Path:
