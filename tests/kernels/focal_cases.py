@@ -11,6 +11,9 @@ import torch
 
 CASES = ("nan_first", "nan_middle", "nan_last", "posinf", "two_posinf", "posinf_at_target", "neginf",
          "neginf_at_target", "all_neginf", "bad_label")
+# cases whose special rows have a NaN softmax (max z' not finite) or a bad label: NaN gradient rows
+NAN_GRAD_CASES = frozenset({"nan_first", "nan_middle", "nan_last", "posinf", "two_posinf", "posinf_at_target",
+                            "all_neginf", "bad_label"})
 CLASSES = (1, 7, 100, 300, 8142)
 BATCHES = (1, 3, 70)
 

@@ -19,6 +19,7 @@ from tests.kernels.focal_cases import (
     CLASSES,
     INF,
     NAN,
+    NAN_GRAD_CASES,
     focal_inputs,
     one_special_per_position,
     special_rows,
@@ -28,9 +29,6 @@ cpp = pytest.importorskip("focalsam_fast.kernels.cpp", reason="focalsam_fast._C_
 native = cpp.load("cpu")
 
 DTYPES = (torch.float32, torch.float64)
-# cases whose special rows have a NaN softmax (max z' not finite) or a bad label: NaN gradient rows
-NAN_GRAD_CASES = {"nan_first", "nan_middle", "nan_last", "posinf", "two_posinf", "posinf_at_target",
-                  "all_neginf", "bad_label"}
 _BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
          torch.bfloat16: torch.int16}
 
