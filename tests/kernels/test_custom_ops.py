@@ -122,3 +122,28 @@ def test_compile_fullgraph_focal_loss(seed: int) -> None:
     got = torch.compile(f, fullgraph=True, backend="aot_eager")(logits, targets)
     losses, ga, gb = reference.focal_loss(logits, targets, *tables)
     torch.testing.assert_close(got, losses.mean() + (ga + gb).sum(), rtol=FP32_LOSS_RTOL, atol=FP32_ATOL)
+
+
+def test_compile_fullgraph_found_inf_and_grad_scale(seed: int) -> None:
+    """The new tensor arguments trace: a set found_inf skips the traced step, grad_scale scales."""
+    torch._dynamo.reset()
+    params, grads = _rand(), _rand()
+    before = [p.clone() for p in params]
+    logits, targets = torch.randn(9, 13), torch.randint(0, 13, (9,))
+    tables = _tables(13)
+
+    def f(flag: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
+        cpp.sgd_step(params, grads, None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                     nesterov=False, maximize=False, first_step=False, found_inf=flag)
+        return cpp.focal_loss(logits, targets, *tables, grad_scale=gs)[1]
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    ga = compiled(torch.ones(1), torch.tensor(4.0))
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    ref = reference.focal_loss(logits, targets, *tables, grad_scale=4.0)[1]
+    torch.testing.assert_close(ga, ref, rtol=FP32_LOSS_RTOL, atol=FP32_ATOL)
+    compiled(torch.zeros(1), torch.tensor(4.0))
+    expected = [b.clone() for b in before]
+    reference.sgd_step(expected, grads, None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                       nesterov=False, maximize=False, first_step=False)
+    torch.testing.assert_close(params, expected, rtol=FP32_ELEM_RTOL, atol=FP32_ATOL)
