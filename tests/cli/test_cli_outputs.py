@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def test_cli_real_process_lock_then_sigkill_then_resume(run_cli, error_line, tmp
     res = run_cli("train", "--out", str(out), "--resume", "--max-steps", str(done["global_step"] + 1),
                   "--no-progress")
     assert res.code == 0, res.err
-    assert "removed 1 temporary file(s) of an interrupted save" in res.err
+    # the planted file, and possibly one of the killed process's own interrupted saves
+    assert re.search(r"removed [12] temporary file\(s\) of an interrupted save", res.err), res.err
     assert not [p for p in out.iterdir() if p.suffix == ".tmp"]
     assert load_checkpoint(out / "last.pt")["global_step"] == done["global_step"] + 1
 
