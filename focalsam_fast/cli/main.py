@@ -368,7 +368,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _eval_ood(model: Any, cfg: TrainConfig, data: Any, ood: dict[str, str], device: Any,
               progress: bool | None) -> dict[str, Any]:
     """Top-1 on ImageNet-Sketch / ImageNetV2 and CE/mCE on ImageNet-C."""
-    from ..data import ClassFolderDataset, corruption_errors, imagenet_c_sets
+    from ..data import OOD_COUNTS, ClassFolderDataset, corruption_errors, imagenet_c_sets
 
     transform = data.test.transform
     report: dict[str, Any] = {}
@@ -379,7 +379,7 @@ def _eval_ood(model: Any, cfg: TrainConfig, data: Any, ood: dict[str, str], devi
 
     for name, label in (("sketch", "ImageNet-Sketch"), ("v2", "ImageNetV2")):
         if name in ood:
-            res = top1(ClassFolderDataset(ood[name], transform))
+            res = top1(ClassFolderDataset(ood[name], transform, expected=OOD_COUNTS[name]))
             report[name] = res.to_dict()
             print(f"{label} top-1: {100 * res.overall:.2f}%")
     if "c" in ood:

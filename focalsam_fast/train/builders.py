@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import ListFileError, LongTailedData, build_dataset
+from ..data import DataIntegrityError, ListFileError, LongTailedData, build_dataset
 from ..kernels import ImplUnavailableError, resolve
 from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
@@ -107,6 +107,8 @@ def build_data(cfg: TrainConfig) -> LongTailedData:
         options["transform"] = "clip"
     try:
         return build_dataset(cfg.dataset, cfg.data_root, **options)
+    except DataIntegrityError as exc:  # already one line: the file, what is wrong, how to fix it
+        raise SetupError(f"cannot use {cfg.dataset} data: {exc}") from exc
     except (OSError, tarfile.TarError, ListFileError) as exc:
         hint = DATA_HINTS.get(cfg.dataset, "")
         msg = " ".join(str(exc).split())  # one line
