@@ -1,0 +1,218 @@
+"""Python API: Hessian spectrum, lambda_max, Tr(H) and landscapes per class group of a model or a
+checkpoint (``focalsam analyze`` calls :func:`analyze_checkpoint` and :func:`write_outputs`).
+
+Every random draw comes from a ``torch.Generator`` seeded from ``settings.seed`` and the stage and
+group indices, so a result is reproducible from the seed printed with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..train.files import atomic_write_text
+from .density import SLQResult, slq
+from .eigen import EIGEN_METHODS, EigenResult
+from .errors import AnalysisError
+from .hvp import HessianOperator, LossFn
+from .landscape import Landscape, filter_normalized_direction, landscape_1d, landscape_2d
+from .progress import stage
+from .trace import TraceResult, hutchinson_trace
+
+STAGES = ("eigen", "trace", "density", "landscape")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class AnalysisSettings:
+    """How much work each estimate gets (the CLI flags of ``focalsam analyze``)."""
+
+    top_k: int = 1
+    eigen_method: str = "lanczos"
+    tol: float = 1e-4
+    max_iter: int = 100
+    trace_probes: int = 64
+    probe_batch: int = 8
+    slq_runs: int = 4
+    slq_steps: int = 64
+    sigma_rel: float = 0.01
+    landscape_points: int = 41
+    landscape_2d_points: int = 21
+    landscape_span: float = 1.0
+    chunk_size: int = 256
+    dtype: str = "float32"
+    seed: int = 0
+    stages: tuple[str, ...] = STAGES
+
+    def check(self) -> None:
+        """Raise :class:`AnalysisError` naming the first invalid setting."""
+        ints = {"top_k": 1, "max_iter": 1, "trace_probes": 2, "probe_batch": 1, "slq_runs": 1,
+                "slq_steps": 1, "landscape_points": 2, "landscape_2d_points": 2, "chunk_size": 1, "seed": 0}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise AnalysisError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+        for name in ("tol", "sigma_rel", "landscape_span"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise AnalysisError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
+        if self.eigen_method not in EIGEN_METHODS:
+            raise AnalysisError(f"unknown eigen method {self.eigen_method!r}; "
+                                f"valid: {', '.join(EIGEN_METHODS)}")
+        if self.dtype not in DTYPES:
+            raise AnalysisError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise AnalysisError(f"unknown stage(s) {bad or list(self.stages)}; valid: {', '.join(STAGES)}")
+
+
+@dataclass
+class GroupAnalysis:
+    """Everything measured on one group."""
+
+    classes: list[int]
+    samples: int
+    loss: float
+    parameters: int
+    eigen: EigenResult | None = None
+    trace: TraceResult | None = None
+    density: SLQResult | None = None
+    landscape_1d: Landscape | None = None
+    landscape_2d: Landscape | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, sigma_rel: float) -> dict[str, Any]:
+        """JSON-ready summary (the smoothed density on its grid included)."""
+        out: dict[str, Any] = {"classes": self.classes, "samples": self.samples, "loss": self.loss,
+                               "parameters": self.parameters, "seconds": self.seconds}
+        if self.eigen is not None:
+            out["eigen"] = self.eigen.to_dict()
+            out["lambda_max"] = self.eigen.eigenvalues[0]
+        if self.trace is not None:
+            out["trace"] = self.trace.to_dict()
+        if self.density is not None:
+            grid, dens, sigma = self.density.density(sigma_rel)
+            out["density"] = {**self.density.to_dict(), "sigma": sigma, "grid": grid.tolist(),
+                              "density": dens.tolist()}
+        for name in ("landscape_1d", "landscape_2d"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.to_dict()
+        return out
+
+
+def _generator(seed: int, stage_index: int, group_index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 1_009 + group_index)
+
+
+def analyze_group(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor,
+                  settings: AnalysisSettings, group_index: int = 0, label: str = "group",
+                  progress: bool | None = None) -> GroupAnalysis:
+    """Run the stages of ``settings`` on one group (model in eval mode: BatchNorm running statistics)."""
+    settings.check()
+    op = HessianOperator(model, loss_fn, inputs, targets, settings.chunk_size, DTYPES[settings.dtype])
+    result = GroupAnalysis(sorted(set(targets.tolist())), len(targets), op.loss_at(), op.dim)
+    common = {"dim": op.dim, "dtype": op.dtype, "device": op.device}
+    s = settings
+    if "eigen" in s.stages:
+        t0 = time.perf_counter()
+        with stage(f"{label}: top-{s.top_k} eigenvalues ({s.eigen_method})", s.max_iter, progress) as tick:
+            result.eigen = EIGEN_METHODS[s.eigen_method](
+                op.matvec, k=s.top_k, tol=s.tol, max_iter=s.max_iter,
+                generator=_generator(s.seed, 0, group_index), step=tick, **common)
+        result.seconds["eigen"] = time.perf_counter() - t0
+    if "trace" in s.stages:
+        t0 = time.perf_counter()
+        with stage(f"{label}: Hutchinson trace", s.trace_probes, progress) as tick:
+            result.trace = hutchinson_trace(op.matvec, probes=s.trace_probes, batch=s.probe_batch,
+                                            generator=_generator(s.seed, 1, group_index), step=tick, **common)
+        result.seconds["trace"] = time.perf_counter() - t0
+    if "density" in s.stages:
+        t0 = time.perf_counter()
+        with stage(f"{label}: SLQ density ({s.slq_runs} runs)", s.slq_steps, progress) as tick:
+            result.density = slq(op.matvec, runs=s.slq_runs, steps=s.slq_steps,
+                                 generator=_generator(s.seed, 2, group_index), step=tick, **common)
+        result.seconds["density"] = time.perf_counter() - t0
+    if "landscape" in s.stages:
+        t0 = time.perf_counter()
+        gen = _generator(s.seed, 3, group_index)
+        d1, d2 = filter_normalized_direction(op, gen), filter_normalized_direction(op, gen)
+        total = s.landscape_points + s.landscape_2d_points
+        with stage(f"{label}: loss landscapes", total, progress) as tick:
+            result.landscape_1d = landscape_1d(op, d1, s.landscape_span, s.landscape_points, tick)
+            result.landscape_2d = landscape_2d(op, d1, d2, s.landscape_span, s.landscape_2d_points, tick)
+        result.seconds["landscape"] = time.perf_counter() - t0
+    return result
+
+
+@dataclass
+class CheckpointAnalysis:
+    """The analysis of one checkpoint: its run's description and one :class:`GroupAnalysis` per group."""
+
+    checkpoint: str
+    method: str
+    description: dict[str, Any]
+    groups: dict[str, GroupAnalysis]
+    settings: AnalysisSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"checkpoint": self.checkpoint, "method": self.method, **self.description,
+                "settings": {**dataclasses.asdict(self.settings), "stages": list(self.settings.stages)},
+                "groups": {n: g.to_dict(self.settings.sigma_rel) for n, g in self.groups.items()}}
+
+
+def analyze_checkpoint(path: str | Path, groups: Sequence[str] | None = None,
+                       classes: Sequence[Sequence[int]] | None = None, samples: int | None = None,
+                       device: str = "cpu", settings: AnalysisSettings | None = None,
+                       progress: bool | None = None) -> CheckpointAnalysis:
+    """Load a ``focalsam train`` checkpoint, rebuild its run's model, training data (test-time
+    transform, no augmentation) and per-sample loss (with the DRW weights of its last epoch), and
+    analyse each group (see :func:`analyze_group`)."""
+    from .run import load_run
+
+    settings = settings or AnalysisSettings()
+    settings.check()
+    run = load_run(path, device)
+    chosen = run.select(groups, classes)
+    results = {}
+    for index, (name, cls) in enumerate(chosen.items()):
+        x, y = run.samples(cls, samples, torch.Generator().manual_seed(settings.seed + 7919 * index), name)
+        results[name] = analyze_group(run.model, run.loss_fn, x.to(run.device), y.to(run.device), settings,
+                                      index, f"{run.method} {name}", progress)
+    return CheckpointAnalysis(str(path), run.method, run.description, results, settings)
+
+
+def write_outputs(analyses: Sequence[CheckpointAnalysis], out_dir: str | Path) -> list[Path]:
+    """``analysis.json`` and the PNGs (``spectrum.png``, ``landscape_1d.png``, ``landscape_2d.png``,
+    for the stages that ran) into ``out_dir``; returns the paths written."""
+    from . import plots
+
+    if not analyses:
+        raise AnalysisError("nothing to write: no checkpoint was analysed")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"bn_mode": "eval (BatchNorm running statistics)",
+               "checkpoints": [a.to_dict() for a in analyses]}
+    paths = [out / "analysis.json"]
+    atomic_write_text(json.dumps(payload, indent=1) + "\n", paths[0])
+    paths += plots.write_figures(_by_method(analyses), out)
+    return paths
+
+
+def _by_method(analyses: Sequence[CheckpointAnalysis]) -> Mapping[str, CheckpointAnalysis]:
+    out: dict[str, CheckpointAnalysis] = {}
+    for a in analyses:
+        key, n = a.method, 2
+        while key in out:
+            key, n = f"{a.method} ({n})", n + 1
+        out[key] = a
+    return out
