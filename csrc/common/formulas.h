@@ -11,6 +11,26 @@ namespace focalsam {
 
 constexpr double kNormEps = 1e-12;  // reference.NORM_EPS
 
+template <class A>
+FS_HD A fs_abs(A x) {
+#if defined(__CUDA_ARCH__)
+  return fabs(x);
+#else
+  return std::abs(x);
+#endif
+}
+
+/// One term of sq_norm: g^2 (plain) or (|p| g)^2 (adaptive).
+template <class A>
+FS_HD A sq_norm_term(A g) {
+  return g * g;
+}
+template <class A>
+FS_HD A sq_norm_term(A g, A p) {
+  const A v = fs_abs(p) * g;
+  return v * v;
+}
+
 /// s = rho / (norm * inv_scale + 1e-12) * inv_scale   (reference.perturb, in opmath A)
 template <class A>
 FS_HD A perturb_scale(A norm, A rho, A inv_scale) {
@@ -60,16 +80,16 @@ FS_HD A add_alpha(A x, A y, A a) {
 /// SgdOptions converted once to the opmath type, plus the learning rate.
 template <class A>
 struct SgdCoef {
-  A momentum, one_minus_dampening, weight_decay;
-  bool nesterov, maximize, first_step, use_momentum, weight_decay_nonzero;
+  A sign, momentum, one_minus_dampening, weight_decay;  // sign: -1 with maximize (g * -1 is exact)
+  bool nesterov, first_step, use_momentum, weight_decay_nonzero;
   DeviceScalar<A> lr;  // from a tensor: p -= g * lr; from a float: p += (-lr) * g
 
   FS_HD SgdCoef(const SgdOptions& o, const ScalarArg& lr_arg)
-      : momentum(static_cast<A>(o.momentum)),
+      : sign(o.maximize ? A(-1) : A(1)),
+        momentum(static_cast<A>(o.momentum)),
         one_minus_dampening(static_cast<A>(1.0 - o.dampening)),
         weight_decay(static_cast<A>(o.weight_decay)),
         nesterov(o.nesterov),
-        maximize(o.maximize),
         first_step(o.first_step),
         use_momentum(o.momentum != 0.0),
         weight_decay_nonzero(o.weight_decay != 0.0),
@@ -77,24 +97,66 @@ struct SgdCoef {
                            : DeviceScalar<A>{nullptr, static_cast<A>(-lr_arg.value)}) {}
 };
 
-/// One element of reference.sgd_step: g already combined (g1 + g2).  Updates p and buf in place.
-/// Every ``add(..., alpha=)`` of the reference is one add_alpha; separate ops round separately.
-/// (The CPU pass runs these same steps with the options fixed at compile time: multi_tensor_impl.h sgd_chunk.)
-template <class A>
-FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
-  if (c.maximize) g = -g;
-  if (c.weight_decay_nonzero) g = add_alpha(g, p, c.weight_decay);
-  if (c.use_momentum) {
-    if (c.first_step) {
-      buf = g;
-    } else {
-      buf = buf * c.momentum;  // buf.mul_(momentum)
-      buf = add_alpha(buf, g, c.one_minus_dampening);
-    }
-    g = c.nesterov ? add_alpha(g, buf, c.momentum) : buf;
-  }
+/// Momentum handling of one sgd_step call.
+enum SgdMomentum : int { kNoMomentum = 0, kFirstStep = 1, kMomentumStep = 2 };
+
+/// One element of reference.sgd_step, with the options that change which operations run fixed at
+/// compile time: g already combined (g1 + g2); updates p and buf in place (buf is read only for
+/// kMomentumStep).  Every ``add(..., alpha=)`` of the reference is one add_alpha; separate ops
+/// round separately.  The CPU pass calls it with options fixed per call (one vectorised loop), the
+/// CUDA kernels through sgd_element.
+template <class A, int kMomentum, bool kNesterov, bool kWeightDecay>
+FS_HD void sgd_update(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
+  g = g * c.sign;
+  if constexpr (kWeightDecay) g = add_alpha(g, p, c.weight_decay);
+  if constexpr (kMomentum == kFirstStep) buf = g;
+  if constexpr (kMomentum == kMomentumStep) buf = add_alpha(buf * c.momentum, g, c.one_minus_dampening);
+  if constexpr (kMomentum != kNoMomentum) g = kNesterov ? add_alpha(g, buf, c.momentum) : buf;
   // lr from a tensor arrives as +lr (p.sub_(g * lr)), from a float as -lr (p.add_(g, alpha=-lr)).
   p = c.lr.ptr != nullptr ? p - g * lr : add_alpha(p, g, lr);
+}
+
+template <int kValue>
+struct IntTag {
+  static constexpr int value = kValue;
+};
+template <bool kValue>
+struct BoolTag {
+  static constexpr bool value = kValue;
+};
+
+/// Calls f(IntTag<momentum mode>, BoolTag<nesterov>, BoolTag<weight decay>) for c's options.
+template <class A, class F>
+FS_HD void with_sgd_options(const SgdCoef<A>& c, F&& f) {
+  auto wd = [&](auto mode, auto nesterov) {
+    if (c.weight_decay_nonzero) {
+      f(mode, nesterov, BoolTag<true>{});
+    } else {
+      f(mode, nesterov, BoolTag<false>{});
+    }
+  };
+  auto nest = [&](auto mode) {
+    if (c.nesterov) {
+      wd(mode, BoolTag<true>{});
+    } else {
+      wd(mode, BoolTag<false>{});
+    }
+  };
+  if (!c.use_momentum) {
+    wd(IntTag<kNoMomentum>{}, BoolTag<false>{});
+  } else if (c.first_step) {
+    nest(IntTag<kFirstStep>{});
+  } else {
+    nest(IntTag<kMomentumStep>{});
+  }
+}
+
+/// sgd_update with the options read at run time (the same branch for every element of a call).
+template <class A>
+FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
+  with_sgd_options(c, [&](auto mode, auto nesterov, auto weight_decay) {
+    sgd_update<A, decltype(mode)::value, decltype(nesterov)::value, decltype(weight_decay)::value>(p, g, buf, c, lr);
+  });
 }
 
 }  // namespace focalsam

@@ -88,9 +88,11 @@ double chunk_sq_sum(const T* __restrict g, const T* __restrict p, std::int64_t n
   using A = opmath_t<T>;
   constexpr std::int64_t kLanes = 256 / sizeof(A);
   const auto term = [&](std::int64_t i) {
-    A v = load(g[i]);
-    if constexpr (kAdaptive) v = std::abs(load(p[i])) * v;
-    return v * v;
+    if constexpr (kAdaptive) {
+      return sq_norm_term<A>(load(g[i]), load(p[i]));
+    } else {
+      return sq_norm_term<A>(load(g[i]));
+    }
   };
   double total = 0.0;
   for (std::int64_t t0 = 0; t0 < n; t0 += kTile) {
@@ -135,34 +137,23 @@ void perturb_chunk_stream(const float* __restrict p, const float* __restrict g, 
 }
 #endif
 
-// Momentum handling of one sgd_step call (fixed per call, a template argument of sgd_chunk).
-enum MomentumMode : int { kNoMomentum = 0, kFirstStep = 1, kMomentumStep = 2 };
-
-// One chunk of sgd_step in a single vectorised loop (4 streams in, 2 out): the operations of
-// sgd_element (formulas.h) in the same order, with every option that changes which operations run
-// fixed at compile time.  `maximize` multiplies by -1 (exact); the two forms of lr are a
-// loop-invariant select.
+// One chunk of sgd_step in a single vectorised loop (4 streams in, 2 out): the shared
+// sgd_update (formulas.h) with every option that changes which operations run fixed at compile
+// time.  `maximize` multiplies by -1 (exact); the two forms of lr are a loop-invariant select.
 template <class T, int kMomentum, bool kNesterov, bool kWeightDecay, bool kHasG2>
 void sgd_chunk(T* __restrict p, const T* __restrict g1, const T* __restrict g2, T* __restrict buf,
-               std::int64_t n, const SgdCoef<opmath_t<T>>& c, opmath_t<T> lr) {
+               std::int64_t n, const SgdCoef<opmath_t<T>>& coef, opmath_t<T> lr) {
   using A = opmath_t<T>;
-  const A sign = c.maximize ? A(-1) : A(1);
-  const A momentum = c.momentum, one_minus_dampening = c.one_minus_dampening, weight_decay = c.weight_decay;
-  const bool lr_tensor = c.lr.ptr != nullptr;
+  const SgdCoef<A> c = coef;  // a local copy: its fields stay in registers across the stores
   for (std::int64_t i = 0; i < n; ++i) {
     A g = load(g1[i]);
     if constexpr (kHasG2) g = load(store<T>(g + load(g2[i])));  // reference: g1 + g2 in the tensor dtype
-    g = g * sign;
-    const A pv = load(p[i]);
-    if constexpr (kWeightDecay) g = add_alpha(g, pv, weight_decay);
-    if constexpr (kMomentum != kNoMomentum) {
-      A b = g;
-      if constexpr (kMomentum == kMomentumStep) b = add_alpha(load(buf[i]) * momentum, g, one_minus_dampening);
-      buf[i] = store<T>(b);
-      g = kNesterov ? add_alpha(g, b, momentum) : b;
-    }
-    // p.sub_(g * lr) (lr tensor) or p.add_(g, alpha=-lr) (lr float; `lr` then holds -lr)
-    p[i] = store<T>(lr_tensor ? pv - g * lr : add_alpha(pv, g, lr));
+    A pv = load(p[i]);
+    A b = A(0);
+    if constexpr (kMomentum == kMomentumStep) b = load(buf[i]);
+    sgd_update<A, kMomentum, kNesterov, kWeightDecay>(pv, g, b, c, lr);
+    if constexpr (kMomentum != kNoMomentum) buf[i] = store<T>(b);
+    p[i] = store<T>(pv);
   }
 }
 
@@ -173,16 +164,6 @@ void with_flag(bool flag, F&& f) {
     f(std::true_type{});
   } else {
     f(std::false_type{});
-  }
-}
-
-/// Calls ``f(std::integral_constant<int, mode>{})``.
-template <class F>
-void with_momentum_mode(int mode, F&& f) {
-  switch (mode) {
-    case kNoMomentum: f(std::integral_constant<int, kNoMomentum>{}); break;
-    case kFirstStep: f(std::integral_constant<int, kFirstStep>{}); break;
-    default: f(std::integral_constant<int, kMomentumStep>{}); break;
   }
 }
 
@@ -254,18 +235,13 @@ void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const Pt
     using A = opmath_t<T>;
     const SgdCoef<A> coef(options, lr);
     const A lr_value = coef.lr.get();
-    const int mode = !coef.use_momentum ? kNoMomentum : coef.first_step ? kFirstStep : kMomentumStep;
-    with_momentum_mode(mode, [&](auto momentum) {
-      with_flag(mode != kNoMomentum && coef.nesterov, [&](auto nesterov) {
-        with_flag(coef.weight_decay_nonzero, [&](auto weight_decay) {
-          with_flag(has_g2, [&](auto g2) {
-            sched.for_each([&](std::int64_t i) {
-              const Chunk& c = sched.chunks[i];
-              sgd_chunk<T, momentum.value, nesterov.value, weight_decay.value, g2.value>(
-                  at<T>(params, c), at<const T>(grads, c), g2.value ? at<const T>(grads2, c) : nullptr,
-                  momentum.value != kNoMomentum ? at<T>(momentum_buffers, c) : nullptr, c.size, coef, lr_value);
-            });
-          });
+    with_sgd_options(coef, [&](auto momentum, auto nesterov, auto weight_decay) {
+      with_flag(has_g2, [&](auto g2) {
+        sched.for_each([&](std::int64_t i) {
+          const Chunk& c = sched.chunks[i];
+          sgd_chunk<T, momentum.value, nesterov.value, weight_decay.value, g2.value>(
+              at<T>(params, c), at<const T>(grads, c), g2.value ? at<const T>(grads2, c) : nullptr,
+              momentum.value != kNoMomentum ? at<T>(momentum_buffers, c) : nullptr, c.size, coef, lr_value);
         });
       });
     });

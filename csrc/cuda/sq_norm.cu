@@ -4,6 +4,7 @@
 // in fixed order.  The partials do not depend on how many blocks share a chunk, so the bits of the
 // result are the same on every GPU.
 #include "../common/dtypes.h"
+#include "../common/formulas.h"
 #include "multi_tensor_apply.cuh"
 #include "ops.h"
 #include "reduce.cuh"
@@ -29,9 +30,11 @@ struct SqNormFunctor {
 #pragma unroll
           for (int i = 0; i < kILP<T>; ++i) {
             if (i < valid) {
-              A v = load(r[0][i]);
-              if constexpr (kAdaptive) v = fabs(load(r[depth - 1][i])) * v;
-              acc += v * v;
+              if constexpr (kAdaptive) {
+                acc += sq_norm_term<A>(load(r[0][i]), load(r[depth - 1][i]));
+              } else {
+                acc += sq_norm_term<A>(load(r[0][i]));
+              }
             }
           }
         });
