@@ -30,6 +30,12 @@ METHODS = ("sam", "imbsam", "ccsam", "focalsam", "focalsam+vs", "focalsam+ldam")
 VARIANTS = [pytest.param(torch.float32, False, id="fp32"),
             pytest.param(torch.float64, True, id="fp64-nesterov")]
 CUDA_IMPLS = ("foreach", "cuda", "triton")
+# The conv bias feeds BatchNorm: its exact gradient is 0 and the computed one is the round-off of a
+# sum of O(1e-2) terms (~1e-8 in fp32), which differs between implementations (other summation
+# orders).  Its momentum buffer is then mostly weight decay (~5e-4), so a per-tensor relative
+# difference measures round-off against a tiny scale (measured up to 1.3e-4 in fp32 with the LDAM
+# criterion, every other buffer <= 5e-7); it is compared on the scale of the model's largest buffer.
+ROUNDOFF_GRADIENT = {"conv.bias"}
 CASES = [pytest.param("cpu", name, id=f"cpu-{name}") for name in kernels.available_impls("cpu")
          if name != "reference"]
 CASES += [pytest.param("cuda", name, id=f"cuda-{name}", marks=pytest.mark.gpu) for name in CUDA_IMPLS]
@@ -116,13 +122,16 @@ def test_fused_step_matches_reference(method: str, device_name: str, impl: str, 
     for (name, a), b in zip(model.state_dict().items(), ref_model.state_dict().values()):
         if a.is_floating_point():
             assert _max_rel(a, b) <= tol, f"{name}: {_max_rel(a, b):.3g} > {tol} (seed {seed})"
-    names = {q: n for n, q in model.named_parameters()}
-    for p in model.parameters():
-        buf = opt.base_optimizer.state[p]["momentum_buffer"]
-        ref_buf = ref_opt.base_optimizer.state[ref_model.get_parameter(names[p])]["momentum_buffer"]
-        buf_tol = FP64_RTOL if dtype == torch.float64 else FP32_GRAD_RTOL
-        err = _max_rel(buf, ref_buf)
-        assert err <= buf_tol, f"{names[p]} momentum: {err:.3g} > {buf_tol} (seed {seed})"
+    bufs = {n: opt.base_optimizer.state[p]["momentum_buffer"] for n, p in model.named_parameters()}
+    ref_bufs = {n: ref_opt.base_optimizer.state[p]["momentum_buffer"]
+                for n, p in ref_model.named_parameters()}
+    largest = max(float(b.abs().max()) for b in ref_bufs.values())
+    buf_tol = FP64_RTOL if dtype == torch.float64 else FP32_GRAD_RTOL
+    for name, buf in bufs.items():
+        ref_buf = ref_bufs[name]
+        scale = largest if name in ROUNDOFF_GRADIENT else float(ref_buf.abs().max())
+        err = float((buf - ref_buf).abs().max()) / max(scale, 1e-12)
+        assert err <= buf_tol, f"{name} momentum: {err:.3g} > {buf_tol} (seed {seed})"
 
 
 @pytest.mark.parametrize(("device_name", "impl"), CASES)
