@@ -16,6 +16,7 @@ from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
 from .config import TrainConfig, check_device_name
 from .errors import SetupError
+from .subset import stratified_subset, subset_fraction
 
 DATA_HINTS = {
     "cifar10_lt": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
@@ -48,7 +49,7 @@ def preflight(cfg: TrainConfig, needs_weights: bool = True) -> None:
         if cfg.data_root is None:
             raise SetupError(f"--dataset {cfg.dataset} needs --data-root PATH: {hint}")
         if not Path(cfg.data_root).exists():
-            raise SetupError(f"data path {cfg.data_root} not found: {hint}")
+            raise SetupError(f"--data-root {cfg.data_root} not found: {hint}")
     if is_clip(cfg.model):
         if cfg.dataset == "digits_lt":
             raise SetupError("CLIP models need RGB images; use --dataset cifar10_lt/cifar100_lt/"
@@ -97,8 +98,18 @@ def check_runtime(cfg: TrainConfig, training: bool = True) -> torch.device:
 
 
 def build_data(cfg: TrainConfig) -> LongTailedData:
-    """The run's long-tailed training/test sets; missing or unreadable paths raise
-    :class:`SetupError` saying how to obtain and where to place the data."""
+    """The run's long-tailed training/test sets (the training set reduced to the stratified subset
+    of ``--train-fraction`` / ``--max-train-samples``, see :mod:`~focalsam_fast.train.subset`);
+    missing or unreadable paths raise :class:`SetupError` saying how to obtain and where to place
+    the data."""
+    data = _load_data(cfg)
+    fraction = subset_fraction(cfg, len(data.train))
+    if fraction is not None:
+        data.train = stratified_subset(data.train, data.num_classes, fraction, cfg.seed)
+    return data
+
+
+def _load_data(cfg: TrainConfig) -> LongTailedData:
     preflight(cfg, needs_weights=False)
     options: dict[str, object] = {}
     if cfg.dataset in ("cifar10_lt", "cifar100_lt", "digits_lt"):

@@ -26,10 +26,9 @@ import torch
 
 from .config import TrainConfig, validate_config
 from .errors import CheckpointError
-from .files import atomic_write
+from .files import CHECKPOINT_NAME, atomic_write
 
 FORMAT_VERSION = 2
-CHECKPOINT_NAME = "last.pt"
 MAGIC = b"FOCALSAM-CHECKPOINT "
 _FIRST_LINE = MAGIC + str(FORMAT_VERSION).encode() + b"\n"
 _CHUNK = 1 << 20

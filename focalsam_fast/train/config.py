@@ -11,6 +11,14 @@ from typing import Any
 METHODS = ("sgd", "sam", "imbsam", "ccsam", "focalsam")
 LOSS_NAMES = ("ce", "la", "ldam", "vs")
 AMP_MODES = ("none", "bf16", "fp16")
+# The registries' names (focalsam_fast.models.MODELS, focalsam_fast.data.DATASETS, "auto" +
+# focalsam_fast.kernels.IMPLS) for the command-line help, which must not import torch; a test
+# keeps them equal to the registries, which validate_config checks against.
+MODEL_NAMES = ("resnet32", "resnet50", "digits_cnn", "clip_vit_b16_fft", "clip_vit_b16_lift")
+DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "imagenet_lt", "inat2018", "digits_lt")
+IMPL_NAMES = ("auto", "reference", "foreach", "cpp", "cuda", "triton")
+# Settings holding a file or folder: the command line stores them as absolute paths.
+CONFIG_PATH_FIELDS = ("data_root", "clip_weights")
 
 # DRW and the two-value rho step switch at this fraction of the epochs (SPEC §6, §8).
 SWITCH_FRACTION = 0.8
@@ -48,6 +56,10 @@ class TrainConfig:
     impl: str = "auto"
     clip_weights: str | None = None
     max_steps: int | None = None
+    # Short runs (not the paper's setting): a stratified training subset, a cap on steps per epoch.
+    train_fraction: float | None = None
+    max_train_samples: int | None = None
+    max_steps_per_epoch: int | None = None
     # Method details (None: the per-data-set choice of methods.py).
     tail_threshold: float | None = None
     ccsam_beta: float | None = None
@@ -197,6 +209,9 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "workers": Bound(True, low=0),
     "threads": Bound(True, low=1, optional=True),
     "max_steps": Bound(True, low=1, optional=True),
+    "train_fraction": Bound(False, low=0, high=1, low_open=True, optional=True),
+    "max_train_samples": Bound(True, low=1, optional=True),
+    "max_steps_per_epoch": Bound(True, low=1, optional=True),
     "tail_threshold": Bound(False, low=0, optional=True),
     "ccsam_beta": Bound(False, low=0, high=1, optional=True),
     "noise_ratio": Bound(False, low=0),
@@ -250,6 +265,9 @@ def validate_config(cfg: TrainConfig) -> None:
                               or not all(RHO_STEP_BOUND.accepts(r) for r in steps)):
         raise ValueError(f"--rho-steps takes 2 values, each {RHO_STEP_BOUND.describe()} (rho before / "
                          f"after {SWITCH_FRACTION:.0%} of the epochs), got {steps!r}")
+    if cfg.train_fraction is not None and cfg.max_train_samples is not None:
+        raise ValueError(f"--train-fraction {cfg.train_fraction:g} and --max-train-samples "
+                         f"{cfg.max_train_samples} both set the training subset; give one of them")
     if cfg.drw and cfg.loss == "la":
         raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
                          "(use --loss ce, ldam or vs with --drw)")

@@ -36,8 +36,11 @@ from .errors import CheckpointError, DivergedError, SetupError
 from .files import atomic_write_text
 from .methods import build_optimizer, method_details
 from .metrics import EvalResult, autocast_for, evaluate, group_table, per_class_table
+from .progress import DEFAULT_EVERY_S, EpochProgress, fmt_duration, progress_mode
 from .runfolder import RunFolder
 from .schedules import CosineLR, apply_drw, build_rho_scheduler
+from .subset import short_run_notes
+from .threads import choose_threads
 
 Log = Callable[[str], None]
 
@@ -55,6 +58,8 @@ class RunResult:
     groups: dict[str, list[int]]
     seconds: float
     details: dict[str, float] = field(default_factory=dict)
+    train_size: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def sampler_seed(seed: int) -> int:
@@ -69,18 +74,20 @@ def make_loader(dataset: Any, cfg: TrainConfig, train: bool, generator: torch.Ge
                       num_workers=cfg.workers, pin_memory=device.type == "cuda", drop_last=False)
 
 
-def set_threads(cfg: TrainConfig, device: torch.device) -> None:
-    """Apply ``cfg.threads``; the tiny digits CNN on the CPU defaults to one thread (its ops are
-    too small to gain from intra-op parallelism, and thread hand-offs cost more than they save)."""
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    elif device.type == "cpu" and cfg.model == "digits_cnn":
-        torch.set_num_threads(1)
+def set_threads(cfg: TrainConfig, device: torch.device) -> int:
+    """Apply ``cfg.threads`` or the default of :mod:`~focalsam_fast.train.threads` (physical cores
+    this process may use; one for the digits CNN on the CPU); returns the number set."""
+    threads = choose_threads(cfg.threads, cfg.model, device.type)
+    torch.set_num_threads(threads)
+    return threads
 
 
 class Trainer:
     """One training run of ``cfg`` writing into ``out_dir`` (``None``: a new uniquely named folder
     ``runs/<dataset>-<method>-<time>-<suffix>``).
+
+    ``progress``: see :mod:`~focalsam_fast.train.progress` (``None``: a bar on a terminal, else a
+    line every ``progress_every_s`` seconds inside an epoch); ``log`` receives the epoch lines.
 
     Construction checks the settings, the device and the paths, claims the output folder (an OS
     lock held until :meth:`run` ends or :meth:`close`), then builds data, model, loss, optimizer
@@ -89,15 +96,16 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path | None, resume: str | Path | None = None,
-                 log: Log = print, progress: bool | None = None,
-                 data: LongTailedData | None = None) -> None:
+                 log: Log = print, progress: bool | str | None = None,
+                 data: LongTailedData | None = None, progress_every_s: float = DEFAULT_EVERY_S) -> None:
         try:
             validate_config(cfg)
+            self.progress = progress_mode(progress)
         except ValueError as exc:
             raise SetupError(str(exc)) from exc
-        self.cfg, self.log, self.progress = cfg, log, progress
+        self.cfg, self.log, self.progress_every_s = cfg, log, progress_every_s
         self.device = check_runtime(cfg)
-        set_threads(cfg, self.device)
+        self.threads = set_threads(cfg, self.device)
         preflight(cfg)
         self.folder = (RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}") if out_dir is None
                        else RunFolder.claim(out_dir, resume_from=resume))
@@ -107,6 +115,7 @@ class Trainer:
         except BaseException:
             self.folder.discard()
             raise
+        self.short_run = short_run_notes(cfg, self.data.train)
         if self.folder.removed_temp:
             log(f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "
                 f"from {self.out_dir}")
@@ -206,42 +215,63 @@ class Trainer:
             return criterion(logits.float(), y), logits
         return losses
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the training set (or until ``max_steps``); mean loss and accuracy."""
-        from tqdm import tqdm
+    def epoch_steps(self, loader_len: int) -> int:
+        """Steps the next epoch takes: the loader's batches, capped by ``max_steps_per_epoch`` and
+        by what is left of ``max_steps``."""
+        steps = loader_len
+        if self.cfg.max_steps_per_epoch is not None:
+            steps = min(steps, self.cfg.max_steps_per_epoch)
+        if self.cfg.max_steps is not None:
+            steps = min(steps, self.cfg.max_steps - self.global_step)
+        return max(steps, 0)
 
+    def train_epoch(self, epoch: int, epoch_estimate: float | None = None) -> dict[str, float]:
+        """One pass over the training set (or ``max_steps_per_epoch`` steps, or until
+        ``max_steps``); mean loss and accuracy.  ``epoch_estimate``: seconds a full epoch takes,
+        for the ETA of the progress lines."""
         cfg = self.cfg
         if cfg.drw:
             apply_drw(self.criterion, self.data.class_counts, epoch, cfg.epochs)
         gen = torch.Generator().manual_seed(self.seed_base + epoch)
         loader = make_loader(self.data.train, cfg, True, gen, self.device)
+        steps = self.epoch_steps(len(loader))
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=None if self.progress is None else not self.progress)
-        for x, y in bar:
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            where = f"epoch {epoch + 1}, step {self.global_step + 1}"
-            try:
-                out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
-            except FloatingPointError as exc:  # the SAM optimizers check their losses and gradients
-                raise DivergedError(f"training diverged at {where}: {exc}; start a new run with a "
-                                    "lower --lr or --rho") from exc
-            self.global_step += 1
-            loss = float(out.loss)
-            if not math.isfinite(loss):
-                raise DivergedError(f"training loss is {loss} at {where}; start a new run with a "
-                                    "lower --lr or --rho")
-            total_loss += loss * len(y)
-            if out.logits is not None:
-                correct += int((out.logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss:.3f}")
-            if self.max_steps_reached:
-                break
+        started = time.perf_counter()
+        bar = EpochProgress(epoch + 1, cfg.epochs, steps, self.progress, self.log, self.progress_every_s,
+                            later_epochs=cfg.epochs - epoch - 1, epoch_estimate=epoch_estimate)
+        try:
+            for x, y in loader:
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
+                loss, logits = self.train_step(x, y, epoch)
+                total_loss += loss * len(y)
+                if logits is not None:
+                    correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                bar.update(len(y), loss, self.global_step)
+                if bar.done >= steps:
+                    break
+        finally:
+            bar.close()
         return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
-                "train_samples": seen}
+                "train_samples": seen, "train_seconds": time.perf_counter() - started}
+
+    def train_step(self, x: Tensor, y: Tensor, epoch: int) -> tuple[float, Tensor | None]:
+        """One optimizer step on the batch ``(x, y)`` (on the run's device): its mean loss and the
+        logits (``None`` where the method does not return them)."""
+        where = f"epoch {epoch + 1}, step {self.global_step + 1}"
+        try:
+            out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
+        except FloatingPointError as exc:  # the SAM optimizers check their losses and gradients
+            raise DivergedError(f"training diverged at {where}: {exc}; start a new run with a "
+                                "lower --lr or --rho") from exc
+        self.global_step += 1
+        loss = float(out.loss)
+        if not math.isfinite(loss):
+            raise DivergedError(f"training loss is {loss} at {where}; start a new run with a "
+                                "lower --lr or --rho")
+        return loss, out.logits
 
     @property
     def max_steps_reached(self) -> bool:
@@ -252,7 +282,7 @@ class Trainer:
         """Accuracy on the test set (overall, head/medium/tail, per class)."""
         loader = make_loader(self.data.test, self.cfg, False, None, self.device)
         return evaluate(self.model, loader, self.data.num_classes, self.data.groups, self.device,
-                        self.cfg.amp, self.progress)
+                        self.cfg.amp, self.progress == "bar")
 
     def write_config(self) -> None:
         """``config.json``: the resolved configuration plus derived settings."""
@@ -263,6 +293,9 @@ class Trainer:
             "method_details": method_details(self.cfg, self.data),
             "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
             "device": str(self.device),
+            "threads": self.threads,
+            "train_samples": len(self.data.train),
+            "short_run": self.short_run,
         }}
         atomic_write_text(json.dumps(info, indent=2) + "\n", self.out_dir / "config.json")
 
@@ -284,15 +317,15 @@ class Trainer:
         cfg = self.cfg
         self.write_config()
         self._write_metrics()  # a resumed run drops the lines of epochs after its checkpoint
-        start = time.perf_counter()
         result = None
+        session: list[float] = []  # seconds of the epochs run by this process
         for epoch in range(self.start_epoch, cfg.epochs):
             if self.max_steps_reached:
                 break
             t0 = time.perf_counter()
             lr = self.lr_sched.get_last_lr()[0]
             rho = None if self.rho_sched is None else self.rho_sched.get_last_rho()[0]
-            train = self.train_epoch(epoch)
+            train = self.train_epoch(epoch, sum(session) / len(session) if session else None)
             result = self.evaluate()
             record = {"epoch": epoch + 1, "lr": lr, "rho": rho, **train,
                       "test_overall": result.overall, "test_head": result.head,
@@ -305,19 +338,22 @@ class Trainer:
                 self.rho_sched.step()
             save_checkpoint(self.state(epoch + 1), self.checkpoint_path)
             self._write_metrics()
-            every = max(1, cfg.epochs // 10)  # about ten log lines per run
-            if epoch == 0 or (epoch + 1) % every == 0 or epoch + 1 == cfg.epochs or self.max_steps_reached:
-                self.log(epoch_line(record, cfg.epochs))
+            session.append(record["seconds"])
+            left = 0 if self.max_steps_reached else cfg.epochs - epoch - 1
+            self.log(epoch_line(record, cfg.epochs, sum(session) / len(session) * left))
         if result is None:  # nothing left to train (resumed a finished run)
             result = self.evaluate()
-        return self.finish(result, time.perf_counter() - start)
+        return self.finish(result)
 
-    def finish(self, result: EvalResult, seconds: float) -> RunResult:
-        """Write ``final.json``, ``final.txt`` and the plots."""
+    def finish(self, result: EvalResult) -> RunResult:
+        """Write ``final.json``, ``final.txt`` and the plots.  The training time is the sum of the
+        recorded epoch times, so it counts every session of a resumed run (and resuming a
+        finished run keeps it)."""
         data = self.data
+        seconds = sum(h["seconds"] for h in self.history)
         run = RunResult(self.cfg, self.out_dir, result, self.history, list(data.class_counts),
                         list(data.class_names), data.groups, seconds,
-                        method_details(self.cfg, data))
+                        method_details(self.cfg, data), len(data.train), self.short_run)
         write_final(run)
         return run
 
@@ -327,15 +363,19 @@ def cfg_summary(cfg: TrainConfig) -> str:
     return f"{cfg.method}/{cfg.loss}{'+drw' if cfg.drw else ''} on {cfg.dataset} with {cfg.model}"
 
 
-def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    """One log line per epoch."""
+def epoch_line(record: dict[str, Any], epochs: int, eta: float | None = None) -> str:
+    """One log line per epoch: step count, loss, test accuracy, time, training throughput and the
+    run's ETA (``eta`` seconds; ``None``: not shown)."""
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}"
     rho = "" if record["rho"] is None else f" rho {record['rho']:.3g}"
-    return (f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}{rho}  "
+    train_s = record.get("train_seconds")
+    rate = f"  {record['train_samples'] / train_s:.1f} img/s" if train_s else ""
+    return (f"epoch {record['epoch']:>3}/{epochs}  step {record['global_step']}  lr {record['lr']:.4g}{rho}  "
             f"loss {record['train_loss']:.4f}  test {pct(record['test_overall'])}% "
             f"(head {pct(record['test_head'])} / med {pct(record['test_medium'])} / "
-            f"tail {pct(record['test_tail'])})  {record['seconds']:.1f}s")
+            f"tail {pct(record['test_tail'])})  {record['seconds']:.1f}s{rate}"
+            + ("" if eta is None else f"  ETA {fmt_duration(eta)}"))
 
 
 def write_final(run: RunResult) -> None:
@@ -344,7 +384,8 @@ def write_final(run: RunResult) -> None:
     payload = {"method": run.config.method, "config": run.config.to_dict(),
                "final": run.final.to_dict(), "class_counts": run.class_counts,
                "class_names": run.class_names, "groups": run.groups,
-               "epochs_done": len(run.history), "train_seconds": run.seconds}
+               "epochs_done": len(run.history), "train_seconds": run.seconds,
+               "train_samples": run.train_size, "short_run": run.notes}
     atomic_write_text(json.dumps(payload, indent=2) + "\n", out / "final.json")
     text = (group_table({run.config.method: run.final}, run.groups) + "\n\n"
             + per_class_table(run.final, run.class_counts, run.class_names, run.groups) + "\n")

@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from .errors import OutputError
 
+CHECKPOINT_NAME = "last.pt"  # a run's checkpoint in its output folder (here: importable without torch)
 TMP_SUFFIX = ".tmp"  # temporary files are ".<target name>.<random>.tmp" next to the target
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _UMASK = os.umask(0o022)  # read the process umask (os.umask can only read it by setting it) ...

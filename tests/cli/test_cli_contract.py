@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from focalsam_fast.cli import main as cli
+from focalsam_fast.cli import eval_cmd, train_cmd
 from focalsam_fast.train import Trainer, engine, resolve_config
 
 CUDA = torch.cuda.is_available()
@@ -20,8 +20,9 @@ def nothing_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail loudly if a data set or model is built (the checks must come first)."""
     def built(*args, **kwargs):
         raise AssertionError("data or model was built before the flags were checked")
-    for module in (engine, cli):
+    for module in (engine, train_cmd, eval_cmd):
         monkeypatch.setattr(module, "build_data", built)
+    for module in (engine, eval_cmd):
         monkeypatch.setattr(module, "build_run_model", built)
 
 
@@ -132,7 +133,7 @@ def test_cli_eval_checks_out_before_evaluating(run_cli, error_line, checkpoint: 
                                                make: str) -> None:
     def evaluated(*args, **kwargs):
         raise AssertionError("evaluated before checking --out")
-    monkeypatch.setattr(cli, "evaluate", evaluated)
+    monkeypatch.setattr(eval_cmd, "evaluate", evaluated)
     (tmp_path / "file").write_text("x")
     out = {"file": tmp_path / "file", "under_file": tmp_path / "file" / "e", "proc": Path("/proc/e")}[make]
     line = error_line(run_cli("eval", str(checkpoint), "--out", str(out)))

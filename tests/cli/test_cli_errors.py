@@ -22,7 +22,7 @@ def test_cli_unreadable_archive(run_cli, error_line, tmp_path: Path) -> None:
     archive = tmp_path / "broken.tar.xz"
     archive.write_bytes(b"not an archive")
     line = error_line(run_cli("train", "--preset", "cifar10_resnet32", "--data-root", str(archive)))
-    assert f"cannot read cifar10_lt from {archive}" in line
+    assert "cifar10_lt" in line and str(archive) in line
 
 
 @pytest.mark.parametrize("dataset", ["cifar100_lt", "imagenet_lt", "inat2018"])

@@ -23,7 +23,9 @@ BAD_NUMBERS = [
     ("seed", -1), ("seed", 2**32), ("seed", 1.0), ("workers", -1), ("threads", 0), ("threads", -2),
     ("max_steps", 0), ("max_steps", -5), ("tail_threshold", -1.0), ("tail_threshold", NAN),
     ("ccsam_beta", 1.5), ("ccsam_beta", -0.1), ("ccsam_beta", INF), ("noise_ratio", -1e-6),
-    ("noise_ratio", NAN),
+    ("noise_ratio", NAN), ("train_fraction", 0.0), ("train_fraction", 1.5), ("train_fraction", NAN),
+    ("max_train_samples", 0), ("max_train_samples", 2.5), ("max_steps_per_epoch", 0),
+    ("max_steps_per_epoch", -1),
 ]
 GOOD_NUMBERS = [
     ("epochs", 1), ("imbalance_ratio", 1.0), ("imbalance_ratio", 1), ("lr", 1e-12), ("momentum", 0.0),
@@ -31,6 +33,7 @@ GOOD_NUMBERS = [
     ("seed", 2**32 - 1), ("workers", 0), ("threads", 1), ("threads", None), ("max_steps", 1),
     ("max_steps", None), ("tail_threshold", 0.0), ("tail_threshold", None), ("ccsam_beta", 0.0),
     ("ccsam_beta", 1.0), ("ccsam_beta", None), ("noise_ratio", 0.0),
+    ("train_fraction", 1.0), ("train_fraction", 1e-3), ("max_train_samples", 1), ("max_steps_per_epoch", 1),
 ]
 
 
@@ -102,3 +105,22 @@ def test_train_config_good_rho_schedule_and_presets() -> None:
 
     for name in PRESETS:  # every released setting passes the table
         validate_config(resolve_config(name))
+
+
+def test_train_config_static_names_match_the_registries() -> None:
+    """The command line's help lists these names without importing torch; validation uses the registries."""
+    from focalsam_fast.data import DATASETS
+    from focalsam_fast.kernels import IMPLS
+    from focalsam_fast.models import MODELS
+    from focalsam_fast.train.config import DATASET_NAMES, IMPL_NAMES, MODEL_NAMES
+
+    assert MODEL_NAMES == tuple(MODELS)
+    assert DATASET_NAMES == tuple(DATASETS)
+    assert IMPL_NAMES == ("auto", *IMPLS)
+
+
+def test_train_config_one_subset_flag_at_a_time() -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(None, {"train_fraction": 0.5, "max_train_samples": 100})
+    assert str(info.value) == ("--train-fraction 0.5 and --max-train-samples 100 both set the training "
+                               "subset; give one of them")
