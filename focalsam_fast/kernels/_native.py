@@ -106,7 +106,8 @@ def _prepare(
     for i, t in enumerate(out):
         ref = None if like is None else like[i]
         # fast path (about 0.5 us per tensor): the right dtype/device, contiguous like its reference
-        if (isinstance(t, Tensor) and t.dtype is dtype and t.get_device() == index and t.is_contiguous()
+        if (isinstance(t, Tensor) and t.layout is torch.strided and t.dtype is dtype
+                and t.get_device() == index and t.is_contiguous()
                 and (ref is None or (ref.is_contiguous() and t.shape == ref.shape))):
             continue
         out[i] = _checked(f"{name}[{i}]", t, dtype, device, ref, mutated)
@@ -118,6 +119,9 @@ def _checked(what: str, t: Tensor, dtype: torch.dtype, device: torch.device, ref
     """Full check of one tensor off the fast path of :func:`_prepare`; may return a dense copy."""
     if not isinstance(t, Tensor):
         raise TypeError(f"{what} is a {type(t).__name__}, not a Tensor")
+    if t.layout is not torch.strided:
+        raise ValueError(f"{what} has layout {t.layout}; the native kernels take dense (torch.strided) "
+                         "tensors (use impl='reference' for sparse ones)")
     if t.dtype != dtype:
         raise TypeError(f"{what} has dtype {t.dtype} but the first tensor has {dtype}; "
                         "all tensors of one call must share a dtype")

@@ -296,6 +296,8 @@ def test_bad_inputs_raise_actionable_errors() -> None:
         cpp.sq_norm([torch.ones(3, dtype=torch.int64)])
     with pytest.raises(ValueError, match=r"grads\[0\] has shape \(3,\) but expected \(4, 4\)"):
         cpp.perturb(p, [torch.randn(3)], p, 1.0, 0.1)
+    with pytest.raises(ValueError, match=r"grads\[1\] has layout torch.sparse_coo.*dense"):
+        cpp.sq_norm([torch.randn(3), torch.randn(3).to_sparse()])
     with pytest.raises(ValueError, match="rho must be a float or a one-element tensor"):
         cpp.perturb(p, p, [torch.empty(4, 4)], 1.0, torch.ones(2))
 
