@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_write
 
@@ -20,7 +21,6 @@ GROUP_COLOURS = {"head": "#dbe9f6", "medium": "#fdf1d6", "tail": "#f9dcdc"}
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
     """Write ``fig`` as a PNG atomically (see :func:`~focalsam_fast.train.files.atomic_write`)."""
-    fig.tight_layout()
     try:
         atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
@@ -29,9 +29,15 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
 
 def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
                    groups: Mapping[str, Sequence[int]], path: str | Path) -> None:
+    """Write :func:`per_class_figure` to ``path``."""
+    _save(per_class_figure(series, class_counts, groups), path)
+
+
+def per_class_figure(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
+                     groups: Mapping[str, Sequence[int]]) -> plt.Figure:
     """Test accuracy of each class (one line per entry of ``series``, e.g. per method), classes
     sorted by training count (largest first) with the count on a log-scale second axis and the
-    head/medium/tail groups shaded."""
+    head/medium/tail groups shaded.  The legend sits below the axes, where it hides no point."""
     counts = np.asarray(class_counts, dtype=float)
     order = np.argsort(-counts, kind="stable")
     x = np.arange(len(order))
@@ -56,13 +62,21 @@ def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence
     ax.set_zorder(counts_ax.get_zorder() + 1)
     ax.patch.set_visible(False)
     handles = ax.get_legend_handles_labels()[0] + counts_ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="lower left", fontsize=8)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(handles), 6),
+              fontsize=8, frameon=False)
     ax.set_title("per-class accuracy vs class count")
-    _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> None:
-    """Training loss, and test accuracy (overall / head / medium / tail), against the epoch."""
+    """Write :func:`training_curves_figure` to ``path``."""
+    _save(training_curves_figure(history), path)
+
+
+def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> plt.Figure:
+    """Training loss, and test accuracy (overall / head / medium / tail), against the epoch (whole
+    epochs on the axis, also for a run of a few epochs)."""
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     loss_ax.plot(epochs, [h["train_loss"] for h in history], marker=".")
@@ -77,4 +91,8 @@ def training_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> N
     acc_ax.set_ylabel("test accuracy (%)")
     acc_ax.set_title("test accuracy")
     acc_ax.legend(fontsize=8)
-    _save(fig, path)
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    fig.tight_layout()
+    return fig

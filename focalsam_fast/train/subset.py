@@ -81,6 +81,10 @@ def stratified_subset(dataset: Any, num_classes: int, fraction: float, seed: int
     return TrainSubset(dataset, indices, keep)
 
 
+def _steps(n: int) -> str:
+    return f"{n} step{'' if n == 1 else 's'}"
+
+
 def short_run_notes(cfg: TrainConfig, train: Any) -> list[str]:
     """What makes a run shorter than the paper's setting, one phrase each (empty: none)."""
     notes = []
@@ -90,7 +94,7 @@ def short_run_notes(cfg: TrainConfig, train: Any) -> list[str]:
         notes.append(f"stratified training subset of {len(train)}/{train.full_size} images ({how}, "
                      f"every class kept, counts {min(train.counts)}..{max(train.counts)})")
     if cfg.max_steps_per_epoch is not None:
-        notes.append(f"at most {cfg.max_steps_per_epoch} steps per epoch (--max-steps-per-epoch)")
+        notes.append(f"at most {_steps(cfg.max_steps_per_epoch)} per epoch (--max-steps-per-epoch)")
     if cfg.max_steps is not None:
-        notes.append(f"at most {cfg.max_steps} steps in all (--max-steps)")
+        notes.append(f"at most {_steps(cfg.max_steps)} in all (--max-steps)")
     return notes

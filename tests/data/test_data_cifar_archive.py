@@ -24,7 +24,9 @@ ARCHIVE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifa
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 pytestmark = pytest.mark.skipif(
-    not ARCHIVE.is_file(), reason=f"{ARCHIVE} not present (the shared data folder next to the repository)"
+    not ARCHIVE.is_file(),
+    reason=f"CIFAR-10 JPEG archive not found at {ARCHIVE}: it is expected in the shared data folder next to "
+           "the repository (../shared/data/cifar10-jpeg.tar.xz)",
 )
 
 

@@ -33,7 +33,8 @@ def _counts(list_file: Path, num_classes: int) -> list[int]:
 def test_real_lists_match_their_published_sizes(name: str, tmp_path: Path) -> None:
     real = LISTS / name
     if not real.is_file():
-        pytest.skip(f"{real} not present (the shared data folder next to the repository)")
+        pytest.skip(f"list file not found at {real}: it is expected in the shared data folder next to the "
+                    f"repository (../shared/data/lists/{name})")
     expected = STANDARD_COUNTS[name]
     counts = _counts(real, expected.num_classes)
     assert sum(counts) == REAL[name]

@@ -20,7 +20,9 @@ STEPS = 50
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"{ARCHIVE} not present")
+@pytest.mark.skipif(not ARCHIVE.is_file(),
+                    reason=f"CIFAR-10 JPEG archive not found at {ARCHIVE}: it is expected in the shared data "
+                           "folder next to the repository (../shared/data/cifar10-jpeg.tar.xz)")
 def test_train_cifar10_lt_resnet32_focalsam_loss_falls(tmp_path: Path) -> None:
     cfg = resolve_config("cifar10_resnet32", {"data_root": str(ARCHIVE), "threads": 1, "batch_size": 32})
     trainer = Trainer(cfg, tmp_path, progress=False)

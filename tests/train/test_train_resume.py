@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,13 @@ def test_train_resume_bitwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, m
         _same(a[key], b[key])
     assert [{k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in a["history"]] == [
         {k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in b["history"]]
+
+
+def test_train_resume_keeps_the_training_time(tmp_path: Path) -> None:
+    """Resuming a finished run only evaluates: its recorded training time stays the epochs' sum."""
+    cfg = resolve_config(None, {"epochs": 2, "max_steps_per_epoch": 3})
+    first = Trainer(cfg, tmp_path, log=lambda s: None, progress=False).run()
+    assert first.seconds == sum(h["seconds"] for h in first.history) > 0
+    again = Trainer(cfg, tmp_path, resume=tmp_path / "last.pt", log=lambda s: None, progress=False).run()
+    assert again.seconds == first.seconds
+    assert json.loads((tmp_path / "final.json").read_text())["train_seconds"] == first.seconds
