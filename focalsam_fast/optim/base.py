@@ -167,9 +167,10 @@ class SAMBase(Optimizer):
         self._refresh_impls()
         return kernels.get_ops(self._group_impls[index], self.param_groups[index]["params"][0].device)
 
-    def _grads_for(self, index: int, ps: list[Tensor]) -> list[Tensor]:
-        """The gradients of ``ps``; a sparse one moves the group to ``reference`` (or raises)."""
-        grads = [p.grad for p in ps]
+    def _grads_for(self, index: int, ps: list[Tensor], grads: list[Tensor] | None = None) -> list[Tensor]:
+        """The gradients of ``ps`` (``.grad`` unless given); a sparse one moves the group to
+        ``reference`` (or raises)."""
+        grads = [p.grad for p in ps] if grads is None else grads
         name = self._group_impls[index]
         if name != "reference" and any(g.layout != torch.strided for g in grads):
             why = kernels.unsupported(name, grads, "gradient")
@@ -253,7 +254,7 @@ class SAMBase(Optimizer):
                 gs = self._grads_for(i, ps) if ps else []
             else:
                 ps = [p for p in group["params"] if p in grads]
-                gs = [grads[p] for p in ps]
+                gs = self._grads_for(i, ps, [grads[p] for p in ps]) if ps else []
             if not ps:
                 continue
             if self._checking:
