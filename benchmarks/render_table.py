@@ -9,6 +9,10 @@ ratio to reference SAM in the same setting, one column per setting (the paper's 
 interleaved ResNet-32 comparison; dispatched ATen ops per step; the optimizer-side
 micro-benchmark.  Then the targets of the benchmark issue, each marked met / not met.  Several
 JSON files (e.g. one per setting from ``gpu_check.sh``) are merged.
+
+One convention for every ratio: ``r x`` is a cost ratio, this path's time (or op count) divided
+by the named baseline's, so **below 1 is faster** (fewer ops); never a speed-up.  Each table's
+caption says so (:data:`RATIO_CAPTION`).  Write the outputs under ``bench-out/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ SIZE_NOTES = {
 
 Row = dict[str, Any]
 
+RATIO_CAPTION = ("Ratios (`x`) are this path's time divided by the baseline's time in the same setting: "
+                 "below 1 is faster, above 1 slower.")
+
 
 def load(paths: Iterable[Path]) -> list[Row]:
     """All benchmarks of the files: name, median seconds and extra_info."""
@@ -49,6 +56,11 @@ def load(paths: Iterable[Path]) -> list[Row]:
 def fmt_s(seconds: float) -> str:
     """Seconds with three significant digits."""
     return f"{seconds:.3g}" if seconds < 100 else f"{seconds:.0f}"
+
+
+def ratio(value: float, baseline: float) -> str:
+    """``value / baseline`` as ``0.63x`` (the one ratio convention: below 1 is faster / fewer)."""
+    return f"{value / baseline:.2f}x"
 
 
 def mark(ok: bool) -> str:
@@ -105,7 +117,7 @@ def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str
                 if t is None:
                     vals.append("")
                 else:
-                    vals.append(f"{fmt_s(t)} s ({t / ref:.2f}x)" if ref else f"{fmt_s(t)} s")
+                    vals.append(f"{fmt_s(t)} s ({ratio(t, ref)})" if ref else f"{fmt_s(t)} s")
             label = f"{TITLES[method]} ({'reference' if variant == 'reference' else 'focalsam_fast'})"
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
 
@@ -129,12 +141,12 @@ def interleaved_table(rows: Sequence[Row]) -> tuple[list[str], dict[str, float]]
     ref = med.get("SAM reference")
     lines = [f"{r['setting_title']}, batch {r['batch']}, {r['image_size']}px, {r['steps_per_epoch']} "
              f"steps/epoch, {len(r['interleaved'][0]['times_s'])} interleaved rounds:", "",
-             "| path | impl | median step (s) | per epoch (s) | ratio to SAM reference |",
+             "| path | impl | median step (s) | per epoch (s) | time / SAM reference |",
              "|---|---|---:|---:|---:|"]
     for e in r["interleaved"]:
-        ratio = f"{e['median_s'] / ref:.2f}x" if ref else ""
+        cell = ratio(e["median_s"], ref) if ref else ""
         lines.append(f"| {e['label']} | {e['impl']} | {e['median_s']:.4f} | "
-                     f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {ratio} |")
+                     f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {cell} |")
     return lines, med
 
 
@@ -149,7 +161,8 @@ def launch_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], 
     r0 = next(iter(launches.values()))
     lines = [f"{r0['setting_title']}, batch {r0['batch']}, NCHW (the count does not depend on the image "
              "size). All dispatched ops; in brackets the ops that can run a kernel (no views/aliases such "
-             "as `detach`, no bare allocations):", "",
+             "as `detach`, no bare allocations). Ratios are op counts divided by the named count: below 1 "
+             "is fewer ops.", "",
              "| method | reference | fused (impl) | fused / reference | fused / reference SAM |",
              "|---|---:|---:|---:|---:|"]
     for m in METHODS:
@@ -159,8 +172,8 @@ def launch_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], 
         ref_c, fused_c = compute[(m, "reference")], compute[(m, "fast")]
         impl = launches[(m, "fast")]["impl"]
         lines.append(f"| {TITLES[m]} | {ref:,} ({ref_c:,}) | {fused:,} ({fused_c:,}) {impl} | "
-                     f"{fused / ref:.2f}x ({fused_c / ref_c:.2f}x) | "
-                     f"{fused / ref_sam:.2f}x ({fused_c / ref_sam_c:.2f}x) |")
+                     f"{ratio(fused, ref)} ({ratio(fused_c, ref_c)}) | "
+                     f"{ratio(fused, ref_sam)} ({ratio(fused_c, ref_sam_c)}) |")
     return lines, {**counts, **{(m, v + "-compute"): n for (m, v), n in compute.items()}}
 
 
@@ -174,7 +187,7 @@ FUSED_BYTES = 40
 
 def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], float]]:
     """Optimizer-side medians per param set and impl (separate tests, then the interleaved run)
-    with speed-ups over reference, and the bandwidth the fused step reaches next to the probe's."""
+    with the time ratio to reference, and the bandwidth the fused step reaches next to the probe's."""
     opt = [r for r in rows if r.get("kind") == "optimizer"]
     inter = {r["param_set"]: r for r in rows if r.get("kind") == "optimizer_interleaved"}
     if not opt and not inter:
@@ -193,17 +206,17 @@ def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str
             for s in sets:
                 t, ref = med.get((s, impl)), med.get((s, "reference"))
                 cell = "" if t is None else f"{t * 1e3:.1f} ms"
-                vals.append(f"{cell} ({ref / t:.2f}x vs reference)" if t and ref else cell)
+                vals.append(f"{cell} ({ratio(t, ref)} reference)" if t and ref else cell)
             lines.append(f"| {OPT_LABELS.get(impl, impl)} | " + " | ".join(vals) + " |")
     for s in sets:
         if s in inter:
             im = {e["impl"]: e["median_s"] for e in inter[s]["interleaved"]}
             ref = im.get("reference")
-            parts = ", ".join(f"{i} {t * 1e3:.1f} ms" + (f" ({ref / t:.2f}x)" if ref else "")
+            parts = ", ".join(f"{i} {t * 1e3:.1f} ms" + (f" ({ratio(t, ref)})" if ref else "")
                               for i, t in im.items())
             n = len(inter[s]["interleaved"][0]["times_s"])
-            lines.append(f"\n{s}, interleaved ({n} rounds, every impl once per round; speed-up vs "
-                         f"reference): {parts}.")
+            lines.append(f"\n{s}, interleaved ({n} rounds, every impl once per round; time / reference "
+                         f"time, below 1 is faster): {parts}.")
     for s in sets:
         how = "@interleaved" if (s, "memory_probe@interleaved") in med else ""
         probe, params = med.get((s, "memory_probe" + how)), meta[s]["params"]
@@ -261,11 +274,11 @@ def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
         ref, fe = opt.get((s, "reference" + how)), opt.get((s, "foreach" + how))
         label = f"optimizer side {s}{' (interleaved)' if how else ''}"
         if ref:
-            out.append(f"- {label}: cpp {ref / fast:.2f}x faster than reference "
-                       f"(target >= 3x: {mark(ref / fast >= 3)})")
+            out.append(f"- {label}: cpp time = {ratio(fast, ref)} reference (target <= 0.33x, i.e. 3x "
+                       f"faster: {mark(fast * 3 <= ref)})")
         if fe:
-            out.append(f"- {label}: cpp {fe / fast:.2f}x faster than foreach "
-                       f"(target >= 1.5x: {mark(fe / fast >= 1.5)})")
+            out.append(f"- {label}: cpp time = {ratio(fast, fe)} foreach (target <= 0.67x, i.e. 1.5x "
+                       f"faster: {mark(fast * 1.5 <= fe)})")
     return out
 
 
@@ -274,23 +287,25 @@ def render(rows: Sequence[Row]) -> str:
     parts = ["## Environment", "", *environment_lines(rows), ""]
     step, epoch = step_table(rows)
     if step:
-        parts += ["## Seconds per epoch (ratio to reference SAM)", "",
+        parts += ["## Seconds per epoch (time ratio to reference SAM)", "",
                   "Median step time x steps per epoch; data loading excluded; labels drawn from each "
-                  "data set's long-tailed training prior.", "", *step, ""]
+                  "data set's long-tailed training prior. In brackets: time / reference SAM's time in the "
+                  "same setting (below 1 is faster).", "", *step, ""]
     inter_lines, inter = interleaved_table(rows)
     if inter_lines:
-        parts += ["## Interleaved ResNet-32 comparison", "", *inter_lines, ""]
+        parts += ["## Interleaved ResNet-32 comparison", "", RATIO_CAPTION, "", *inter_lines, ""]
     launch_lines, counts = launch_table(rows)
     if launch_lines:
         parts += ["## Dispatched ATen ops per step", "", *launch_lines, ""]
     opt_lines, opt = optimizer_table(rows)
     if opt_lines:
         parts += ["## Optimizer side: norm + perturb + restore/combine/SGD (median per step)", "",
-                  *opt_lines, ""]
+                  "In brackets: time / reference time (below 1 is faster).", "", *opt_lines, ""]
     classes = {r["setting"]: r["num_classes"] for r in rows if r.get("kind") == "step"}
     checks = targets(epoch, inter, counts, opt, classes)
     if checks:
-        parts += ["## Targets", "", *checks, ""]
+        parts += ["## Targets", "", "Every `x` is a time (or op-count) ratio to the named baseline: "
+                  "below 1 is faster (fewer).", "", *checks, ""]
     return "\n".join(parts)
 
 
@@ -306,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     text = render(rows)
     if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
     else:
         print(text)
