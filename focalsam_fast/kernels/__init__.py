@@ -1,7 +1,8 @@
 """One dispatcher for the SAM-family multi-tensor passes.
 
-Implementations (each a module exposing ``is_available``, ``sq_norm``, ``perturb``, ``sgd_step``
-and optionally ``focal_loss``; semantics in :mod:`focalsam_fast.kernels.reference`):
+Implementations (each a module satisfying :class:`~focalsam_fast.kernels.interface.KernelModule`:
+``is_available``, ``sq_norm``, ``perturb``, ``sgd_step``, ``focal_loss``; semantics in
+:mod:`focalsam_fast.kernels.reference`):
 
 ========== ======================================== =====================
 name       what                                     devices

@@ -3,7 +3,8 @@
 A handful of horizontally fused ATen launches per pass instead of one op per tensor; used on GPUs
 when neither the CUDA C++ nor the Triton kernels are available.  Like ``reference`` it reads the
 non-finite-norm rule of ``perturb`` and ``found_inf`` of ``sgd_step`` on the host (one sync each);
-the native and Triton kernels read them on the device.
+the native and Triton kernels read them on the device.  The loss is the reference's
+``focal_loss`` (already a handful of whole-batch ATen ops).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .reference import NORM_EPS, acc_dtype
+from .reference import NORM_EPS, acc_dtype, focal_loss
+
+__all__ = ["focal_loss", "is_available", "perturb", "sgd_step", "sq_norm"]
 
 
 def is_available(device: torch.device) -> tuple[bool, str]:

@@ -102,7 +102,7 @@ class FocalSAM(TwoObjectiveSAM):
         check_classes(logits, self.num_classes, "FocalSAM with criterion=")
         check_batch(targets, logits.shape[0], "logit rows")
         ops = kernels.get_ops(self._impl_request, logits.device)
-        loss_fn = getattr(ops, "focal_loss", kernels.reference.focal_loss)
+        loss_fn = ops.focal_loss
         scale, bias, margin, weight = (None if t is None else self._device_copy(name, t, logits.device)
                                        for name, t in zip(("a", "b", "m", "w"), self.criterion.tables()))
         coeff = self._gather_table(self.coefficients, "c", logits)
