@@ -136,6 +136,12 @@ class CCSAM(ClassWeightedSAM):
         """One CC-SAM step; returns the clean mean loss and the clean logits."""
         if closure is None:
             raise TypeError("CCSAM.step needs a closure returning the backbone features")
+        if self.distributed():
+            raise RuntimeError(
+                "CCSAM does not support torch.distributed yet: its class gradients and perturbed "
+                "passes would use each rank's samples only, not the global batch (run it on one "
+                "process, or use SAM, ImbSAM or FocalSAM, which are exact under "
+                "DistributedDataParallel)")
         self._check_targets_early(targets)
         self._begin(grad_scaler)
         return self._guarded(lambda: self._cc_step(closure, targets))

@@ -50,6 +50,14 @@ def worker(rank: int, world: int, port: int, method: str, impl: str, per_rank: i
 
         ddp.register_comm_hook(None, counting)
         opt = make(method, model, impl, params=ddp.parameters())
+        if method == "ccsam":
+            try:
+                opt.step(lambda: ddp.module[:-1](torch.randn(2, 6, dtype=torch.float64)),
+                         targets=torch.tensor([0, 1]))
+            except RuntimeError as exc:
+                if rank == 0:
+                    torch.save({"error": str(exc)}, out)
+            return
         run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
         if rank == 0:
             torch.save({"weights": [p.detach() for p in model.parameters()], "allreduces": calls["n"]}, out)

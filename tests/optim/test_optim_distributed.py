@@ -36,3 +36,10 @@ def test_ranks_equal_one_process_on_the_global_batch(method: str, impl: str, tmp
     for a, b in zip(got["weights"], model.parameters()):
         torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
     assert got["allreduces"] == 2 * ddp_worker.STEPS  # one bucket: eps's gradient, then g1 + g2
+
+
+def test_ccsam_refuses_to_run_per_rank(tmp_path) -> None:
+    """CC-SAM is not global-batch exact under DDP yet: it must say so, not train per rank."""
+    out = tmp_path / "rank0.pt"
+    mp.spawn(ddp_worker.worker, args=(WORLD, _free_port(), "ccsam", "auto", PER_RANK, str(out)), nprocs=WORLD)
+    assert "CCSAM does not support torch.distributed yet" in torch.load(out)["error"]
