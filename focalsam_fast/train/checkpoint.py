@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +33,7 @@ FORMAT_VERSION = 2
 MAGIC = b"FOCALSAM-CHECKPOINT "
 _FIRST_LINE = MAGIC + str(FORMAT_VERSION).encode() + b"\n"
 _CHUNK = 1 << 20
+_DIGEST_LINE = re.compile(rb"sha256 ([0-9a-f]{64}) size ([0-9]{16})\n")  # what _digest_line writes
 # Everything Trainer.state() writes; eval and --resume rely on these.
 REQUIRED_KEYS = ("epoch", "global_step", "config", "model_name", "num_classes", "class_counts",
                  "class_names", "model", "optimizer", "lr_scheduler", "rho_scheduler", "grad_scaler",
@@ -117,12 +119,11 @@ def _read_verified(fh: BinaryIO, path: Path) -> dict[str, Any]:
     if version != str(FORMAT_VERSION):
         raise CheckpointError(f"checkpoint {path} has format {version!r}; this focalsam reads format "
                               f"{FORMAT_VERSION}: use the focalsam version that wrote it")
-    fields = fh.readline(128).split()
-    if (len(fields) != 4 or fields[0] != b"sha256" or fields[2] != b"size" or len(fields[1]) != 64
-            or not fields[3].isdigit()):
+    fields = _DIGEST_LINE.fullmatch(fh.readline(128))  # byte-exact: a flipped bit never parses
+    if fields is None:
         raise CheckpointError(f"checkpoint {path} is corrupted (damaged digest header); it was not loaded: "
                               "restore an intact copy or train again")
-    expected, size, start = fields[1].decode(errors="replace"), int(fields[3]), fh.tell()
+    expected, size, start = fields[1].decode(), int(fields[2]), fh.tell()
     sha, seen = hashlib.sha256(), 0
     while chunk := fh.read(_CHUNK):
         sha.update(chunk)

@@ -38,7 +38,6 @@ def test_cli_progress_lines_through_a_pipe(tmp_path: Path) -> None:
     steps = [m.groups() for m in map(STEP_LINE.match, lines) if m]
     assert [(int(e), int(s), int(g)) for e, _, s, _, g in steps] == [
         (e, s, 4 * (e - 1) + s) for e in (1, 2, 3) for s in (1, 2, 3)]
-    assert len(lines) == 2 + 3 + 9, proc.stderr
     assert "short run, not the paper's setting" in proc.stdout
 
 

@@ -163,3 +163,21 @@ def test_train_rng_roundtrip() -> None:
     checkpoint.set_rng_state(state)
     b = (torch.rand(3), __import__("numpy").random.rand(), __import__("random").random())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_train_checkpoint_every_header_bit_flip_is_refused(tmp_path: Path) -> None:
+    """Each of the 8 bit flips of every header byte (a leading size digit turned into a space
+    used to parse as the same size and load)."""
+    path = tmp_path / "last.pt"
+    state = _state()
+    save_checkpoint(state, path)
+    good = path.read_bytes()
+    header = good.index(b"\n", good.index(b"\n") + 1) + 1
+    with path.open("r+b") as fh:
+        for pos in range(header):
+            for bit in range(8):
+                os.pwrite(fh.fileno(), bytes([good[pos] ^ (1 << bit)]), pos)
+                with pytest.raises(CheckpointError):
+                    load_checkpoint(path)
+            os.pwrite(fh.fileno(), good[pos:pos + 1], pos)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], state["model"]["w"])  # restored: loads again
