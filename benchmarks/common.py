@@ -55,7 +55,7 @@ class Shape:
 
 @dataclass(frozen=True)
 class Setting:
-    """One column of the paper's timing table (hyper-parameters from SPEC §8)."""
+    """One column of the paper's timing table (hyper-parameters from docs/spec.md §8)."""
 
     key: str
     title: str

@@ -4,7 +4,7 @@ Tolerances (the one place they are justified):
 
 * ``FP64_ATOL``/``FP64_RTOL`` = 1e-9 / 1e-9: float64 paths that differ only in summation order
   (multi-tensor norms, gathered vs masked weighted sums) agree to ~1e-15 relative per op; a few
-  hundred ops and several optimizer steps stay far below 1e-9.  SPEC §10 vectors are given to
+  hundred ops and several optimizer steps stay far below 1e-9.  docs/spec.md §10 vectors are given to
   10 decimals, so 1e-9 is also the tightest bound they support.
 * ``FP32_RTOL`` = 1e-6 (whole steps) and ``FP32_ATOL`` = 1e-7: fp32 epsilon is 1.19e-7; a reduced
   norm changes by a few ulps (~1e-7 relative, PERFORMANCE-NOTES "Exactness"), and FMA contraction

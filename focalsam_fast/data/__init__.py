@@ -1,4 +1,4 @@
-"""Long-tailed data sets, groups and samplers (SPEC §7), with integrity checks of the data on disk."""
+"""Long-tailed data sets, groups and samplers (docs/spec.md §7), with integrity checks of the data on disk."""
 
 from focalsam_fast.data.alexnet_errors import ALEXNET_ERRORS, CORRUPTIONS
 from focalsam_fast.data.arrays import ArrayDataset

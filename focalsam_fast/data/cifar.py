@@ -1,4 +1,4 @@
-"""CIFAR-10/100-LT (SPEC §7) from torchvision's CIFAR folders or from a JPEG tar archive."""
+"""CIFAR-10/100-LT (docs/spec.md §7) from torchvision's CIFAR folders or from a JPEG tar archive."""
 
 from __future__ import annotations
 

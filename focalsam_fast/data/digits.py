@@ -2,7 +2,7 @@
 
 ``sklearn.datasets.load_digits`` ships 1,797 8x8 grey images of 10 classes (174..183 per class).
 A fixed, balanced test split (``test_per_class`` per class, seeded) is taken first; the rest is
-made long-tailed with the exp profile of SPEC §7 relative to the smallest remaining class count
+made long-tailed with the exp profile of docs/spec.md §7 relative to the smallest remaining class count
 (``n_max``) and the same seeded per-class selection as CIFAR-LT.  With the defaults
 (50 test images per class, IR 100) the training counts are [124, 74, 44, 26, 16, 9, 5, 3, 2, 1].
 Pixels (0..16) are scaled to [-1, 1]; images are ``[1, 8, 8]`` float32 tensors.

@@ -1,4 +1,4 @@
-"""Head / medium / tail groups from training counts, and per-class / per-group accuracy (SPEC §7)."""
+"""Head / medium / tail groups from training counts, and per-class / per-group accuracy (docs/spec.md §7)."""
 
 from __future__ import annotations
 

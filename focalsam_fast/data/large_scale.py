@@ -1,4 +1,4 @@
-"""ImageNet-LT and iNaturalist 2018 from their standard list files (SPEC §7)."""
+"""ImageNet-LT and iNaturalist 2018 from their standard list files (docs/spec.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Long-tailed class-count profiles and the seeded per-class subsampling of SPEC §7."""
+"""Long-tailed class-count profiles and the seeded per-class subsampling of docs/spec.md §7."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ PROFILES = ("exp", "step")
 
 
 def imbalance_counts(n_max: int, num_classes: int, imb_ratio: float, profile: str = "exp") -> list[int]:
-    """Per-class training counts of a long-tailed subset (SPEC §7).
+    """Per-class training counts of a long-tailed subset (docs/spec.md §7).
 
     ``exp``: ``n_k = int(n_max * (1/IR)**(k/(C-1)))``; ``step``: the first ``C//2`` classes keep
     ``n_max``, the others ``int(n_max / IR)``.  ``imb_ratio`` is IR = n_max / n_min (>= 1).

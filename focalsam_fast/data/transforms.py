@@ -1,4 +1,4 @@
-"""Image transforms: CIFAR (SPEC §7), ImageNet-style for ResNet-50, and CLIP preprocessing."""
+"""Image transforms: CIFAR (docs/spec.md §7), ImageNet-style for ResNet-50, and CLIP preprocessing."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ def focal_loss(
     weight: Tensor | None = None,
     grad_scale: float | Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    r"""Per-sample losses and the two weighted logit gradients of SPEC §2, in one pass.
+    r"""Per-sample losses and the two weighted logit gradients of docs/spec.md §2, in one pass.
 
     With per-class tables ``scale`` (a), ``bias`` (b), ``margin`` (m) and optional ``weight`` (w):
 

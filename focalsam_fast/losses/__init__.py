@@ -1,4 +1,4 @@
-"""Long-tail losses (SPEC §6): CE, LA, LDAM (+ its cosine head, re-exported), VS, DRW schedule."""
+"""Long-tail losses (docs/spec.md §6): CE, LA, LDAM (+ its cosine head, re-exported), VS, DRW schedule."""
 
 from ..models.heads import NormedLinear
 from .base import LogitAdjustedLoss

@@ -1,4 +1,4 @@
-"""Class priors and Focal-SAM's per-class coefficients (SPEC §1)."""
+"""Class priors and Focal-SAM's per-class coefficients (docs/spec.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Models: ResNet-32, ResNet-50, a digits CNN and CLIP ViT-B/16 (FFT / LIFT) (SPEC §9).
+"""Models: ResNet-32, ResNet-50, a digits CNN and CLIP ViT-B/16 (FFT / LIFT) (docs/spec.md §9).
 
 The CLIP names are imported on first use, so the package works without the optional open_clip.
 """

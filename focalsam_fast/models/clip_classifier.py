@@ -1,4 +1,4 @@
-"""CLIP ViT image classifier for full fine-tuning (FFT) or LIFT (SPEC §9)."""
+"""CLIP ViT image classifier for full fine-tuning (FFT) or LIFT (docs/spec.md §9)."""
 
 from __future__ import annotations
 

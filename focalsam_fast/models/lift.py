@@ -1,4 +1,4 @@
-"""LIFT's AdaptFormer adapter (Shi et al., ICML 2024; SPEC §9)."""
+"""LIFT's AdaptFormer adapter (Shi et al., ICML 2024; docs/spec.md §9)."""
 
 from __future__ import annotations
 

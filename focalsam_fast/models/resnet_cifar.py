@@ -1,4 +1,4 @@
-"""ResNet-32 for CIFAR (SPEC §9; He et al. 2016, as in the LDAM-DRW / Focal-SAM references)."""
+"""ResNet-32 for CIFAR (docs/spec.md §9; He et al. 2016, as in the LDAM-DRW / Focal-SAM references)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SAM-family optimizers for long-tailed classification (SPEC §2-5) and rho schedules."""
+"""SAM-family optimizers for long-tailed classification (docs/spec.md §2-5) and rho schedules."""
 
 from .base import SAMBase, StepOutput
 from .ccsam import CCSAM

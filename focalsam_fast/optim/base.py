@@ -351,7 +351,7 @@ class SAMBase(Optimizer):
                            group: dict[str, Any], inv_scale: float | Tensor) -> None:
         """The official per-tensor perturbation (clone of w, then ``p.add_(e_w)``)."""
         finite = bool(torch.isfinite(norm))
-        # fp32 scale for 16-bit params (SPEC §2 Decision: no underflow of the guard)
+        # fp32 scale for 16-bit params (docs/spec.md §2 Decision: no underflow of the guard)
         scale = group["rho"] * inv_scale / (norm * inv_scale + kernels.reference.NORM_EPS)
         for p, g in zip(ps, grads):
             self.state[p]["saved"] = p.data.clone()
@@ -475,7 +475,7 @@ class SAMBase(Optimizer):
         """One fused pass: ``g = grad + stash`` and the exact ``torch.optim.SGD`` update, skipped
         on the device when ``found_inf`` is non-zero.
 
-        A parameter missing one of the two gradients uses zero for it (SPEC §2 Decision).  A
+        A parameter missing one of the two gradients uses zero for it (docs/spec.md §2 Decision).  A
         first momentum step that may be skipped starts from a zero buffer as a later step
         (bit-identical to ``buf = g`` when ``dampening == 0``); with dampening it reads
         ``found_inf`` on the host once."""

@@ -1,4 +1,4 @@
-"""CC-SAM (Zhou et al., CVPR 2023), stage 1 of the official ``zzpustc/CC-SAM`` (SPEC §5)."""
+"""CC-SAM (Zhou et al., CVPR 2023), stage 1 of the official ``zzpustc/CC-SAM`` (docs/spec.md §5)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class CCSAM(ClassWeightedSAM):
 
     then one backward of :math:`L` and one base-optimizer step.  :math:`\lVert\theta^t\rVert` is
     the norm of tensor :math:`t` as in the official code (``param_norm='tensor'``) or of the whole
-    subset (``'global'``, SPEC §5's reading).  ``n_c = 1`` is guarded (**Decision**), a zero class
+    subset (``'global'``, docs/spec.md §5's reading).  ``n_c = 1`` is guarded (**Decision**), a zero class
     gradient gives a zero perturbation.
 
     Modes:

@@ -1,5 +1,5 @@
 """Focal-SAM (Li et al., ICML 2025), exactly as the official ``focal_sam.py`` + ``train_step.py``
-(SPEC §2)."""
+(docs/spec.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ImbSAM (Zhou et al., ICCV 2023), as the official ``cool-xuan/Imbalanced_SAM`` (SPEC §4)."""
+"""ImbSAM (Zhou et al., ICCV 2023), as the official ``cool-xuan/Imbalanced_SAM`` (docs/spec.md §4)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class ConstantRho(RhoScheduler):
 
 
 class TwoStepRho(RhoScheduler):
-    r"""SPEC §8 two-value step: :math:`\rho_e = r_0` while :math:`e + 1 < f E`, else :math:`r_1`
+    r"""docs/spec.md §8 two-value step: :math:`\rho_e = r_0` while :math:`e + 1 < f E`, else :math:`r_1`
     (``f = 0.8``; ImageNet-LT ResNet-50 uses ``(0.1, 0.2)``)."""
 
     def __init__(self, optimizer: Optimizer, rho_steps: Sequence[float], epochs: int,

@@ -1,4 +1,4 @@
-"""SAM (Foret et al., 2021), as the official Focal-SAM repository's ``sam.py`` (SPEC §3)."""
+"""SAM (Foret et al., 2021), as the official Focal-SAM repository's ``sam.py`` (docs/spec.md §3)."""
 
 from __future__ import annotations
 

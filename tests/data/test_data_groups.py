@@ -1,4 +1,4 @@
-"""Head/medium/tail groups (SPEC §7), per-class and group accuracy."""
+"""Head/medium/tail groups (docs/spec.md §7), per-class and group accuracy."""
 
 from __future__ import annotations
 

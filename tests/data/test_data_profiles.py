@@ -1,4 +1,4 @@
-"""SPEC §7 class counts for every CIFAR profile and ratio, and the seeded reference selection."""
+"""docs/spec.md §7 class counts for every CIFAR profile and ratio, and the seeded reference selection."""
 
 from __future__ import annotations
 

@@ -343,7 +343,7 @@ def test_focal_loss_matches_reference(seed: int, dtype: torch.dtype, batch: int,
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_focal_loss_gradients_match_autograd(seed: int, dtype: torch.dtype, weighted: bool) -> None:
-    """grad_a / grad_b are d/dz of (1/B) sum (1 - c_y) l and (1/B) sum c_y l (SPEC §2 steps 2-3)."""
+    """grad_a / grad_b are d/dz of (1/B) sum (1 - c_y) l and (1/B) sum c_y l (docs/spec.md §2 steps 2-3)."""
     for batch, classes in ((1, 8142), (16, 50)):
         logits = (2 * torch.randn(batch, classes, dtype=dtype)).requires_grad_()
         targets = torch.randint(0, classes, (batch,))

@@ -1,4 +1,4 @@
-"""Losses of SPEC §6 against their published formulas, and the fused-loss tables."""
+"""Losses of docs/spec.md §6 against their published formulas, and the fused-loss tables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ResNet-32 (SPEC §9), the cosine head, ResNet-50 and the digits CNN."""
+"""ResNet-32 (docs/spec.md §9), the cosine head, ResNet-50 and the digits CNN."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An independent, straightforward transcription of SPEC.md §2-5 (functional, autograd.grad),
+"""An independent, straightforward transcription of docs/spec.md §2-5 (functional, autograd.grad),
 used only by the tests as the oracle for the optimizer classes."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def focal_weights(counts: list[int], y: Tensor, gamma: float, lam: float) -> Ten
 def ccsam_step(model: nn.Module, x: Tensor, y: Tensor, bufs: dict[int, Tensor], *,
                counts: list[int], nu: float, beta: float, lr: float, momentum: float,
                wd: float) -> None:
-    """Official CC-SAM stage 1 (head = model.fc, per-tensor theta norm), SPEC §5."""
+    """Official CC-SAM stage 1 (head = model.fc, per-tensor theta norm), docs/spec.md §5."""
     params = [p for p in model.parameters() if p.requires_grad]
     head = [model.fc.weight, model.fc.bias]
     k = sum(p.numel() for p in head)

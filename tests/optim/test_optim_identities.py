@@ -1,4 +1,4 @@
-"""Edge cases and identities of SPEC §2-5."""
+"""Edge cases and identities of docs/spec.md §2-5."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §10 vectors and every optimizer against the independent transcription (float64)."""
+"""docs/spec.md §10 vectors and every optimizer against the independent transcription (float64)."""
 
 from __future__ import annotations
 
