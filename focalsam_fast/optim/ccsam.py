@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from torch.func import functional_call
 from torch.optim import Optimizer
 
 from .._validation import as_class_counts, check_batch, check_classes, check_nonneg, check_per_sample
+from . import ccsam_linear
 from .base import Closure, StepOutput
 from .class_weighted import ClassWeightedSAM
 from .nonfinite import LOSS_EPS, LOSS_W
@@ -131,6 +133,22 @@ class CCSAM(ClassWeightedSAM):
         check_per_sample(losses, "CCSAM criterion")
         return losses
 
+    def _closed_form(self, feats: Tensor) -> bool:
+        """The fused impls perturb a plain linear head in closed form (:mod:`.ccsam_linear`);
+        ``reference`` keeps the official per-class gradients and perturbed weights."""
+        return (self.mode == "head" and type(self.head) is nn.Linear and feats.dim() == 2
+                and "reference" not in self._group_impls)
+
+    def _finish_head(self, clean: Tensor, pert: list[Tensor], b: int, losses: Tensor,
+                     logits: Tensor) -> StepOutput:
+        """Head mode's one backward of the clean and perturbed terms, then the update."""
+        perturbed = torch.cat(pert)
+        if self._checking:
+            self._flags.note(LOSS_EPS, perturbed)
+        self._backward(clean + self.beta * perturbed.sum() / b)
+        self.restore_and_update(self._scaler)
+        return StepOutput(losses.detach().mean(), logits.detach())
+
     def step(self, closure: Closure | None = None, targets: Tensor | None = None,
              grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput:
         """One CC-SAM step; returns the clean mean loss and the clean logits."""
@@ -161,14 +179,21 @@ class CCSAM(ClassWeightedSAM):
         names, params = zip(*subset)
         classes = torch.unique(targets).tolist()
         idx = {c: (targets == c).nonzero().flatten().to(logits.device) for c in classes}
+        counts = self.class_counts.tolist()
+        clean = (1 - self.beta) * losses.mean()
+        if self._closed_form(feats):
+            delta = torch.autograd.grad(losses.sum(), logits, retain_graph=True)[0].detach()
+            scale = ccsam_linear.scales(self.noise_ratio, dict(subset), self.param_norm == "global")
+            pert = [self._losses(ccsam_linear.class_logits(
+                self.head, feats, delta, idx[c], functools.partial(scale, counts[c])), targets[idx[c]])
+                for c in classes]
+            return self._finish_head(clean, pert, b, losses, logits)
         class_grads = {
             c: [torch.zeros_like(p) if g is None else g for g, p in zip(
                 torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True,
                                     allow_unused=True), params)]
             for c in classes
         }
-        counts = self.class_counts.tolist()
-        clean = (1 - self.beta) * losses.mean()
         if self.mode == "head":
             pert = []
             for c in classes:
@@ -177,26 +202,22 @@ class CCSAM(ClassWeightedSAM):
                 moved = {n: p + e for n, p, e in zip(names, params, eps)}
                 out = functional_call(self.head, moved, (feats[idx[c]],))
                 pert.append(self._losses(out, targets[idx[c]]))
-            perturbed = torch.cat(pert)
-            if self._checking:
-                self._flags.note(LOSS_EPS, perturbed)
-            self._backward(clean + self.beta * perturbed.sum() / b)
-        else:
-            self._backward(clean)
-            for c in classes:
-                with torch.no_grad():
-                    eps = self.class_perturbation(class_grads[c], params, counts[c])
-                    saved = [p.data for p in params]
-                    for p, e in zip(params, eps):
-                        p.data = p.data + e
-                try:
-                    out = self.head(self._features(closure, f"at theta + eps_{c}")[idx[c]])
-                    class_losses = self._losses(out, targets[idx[c]])
-                    if self._checking:
-                        self._flags.note(LOSS_EPS, class_losses)
-                    self._backward(self.beta * class_losses.sum() / b)
-                finally:
-                    for p, s in zip(params, saved):
-                        p.data = s
+            return self._finish_head(clean, pert, b, losses, logits)
+        self._backward(clean)
+        for c in classes:
+            with torch.no_grad():
+                eps = self.class_perturbation(class_grads[c], params, counts[c])
+                saved = [p.data for p in params]
+                for p, e in zip(params, eps):
+                    p.data = p.data + e
+            try:
+                out = self.head(self._features(closure, f"at theta + eps_{c}")[idx[c]])
+                class_losses = self._losses(out, targets[idx[c]])
+                if self._checking:
+                    self._flags.note(LOSS_EPS, class_losses)
+                self._backward(self.beta * class_losses.sum() / b)
+            finally:
+                for p, s in zip(params, saved):
+                    p.data = s
         self.restore_and_update(self._scaler)
         return StepOutput(losses.detach().mean(), logits.detach())
