@@ -48,9 +48,10 @@ def test_render_table_shapes_and_targets(tmp_path: Path) -> None:
     assert "1.10x reference SAM (target <= 1.33x: met)" in text
     assert "10 -> 100 classes: 0.52x -> 0.70x (grows with classes: met)" in text
     assert "= 0.65x reference SAM's 1,000 (target <= 0.7x: met)" in text
-    assert "cpp 3.33x faster than reference (target >= 3x: met)" in text
-    assert "cpp 2.22x faster than foreach (target >= 1.5x: met)" in text
-    assert "resnet50 (interleaved): cpp 2.80x faster than reference (target >= 3x: **NOT met**)" in text
+    assert "cpp time = 0.30x reference (target <= 0.33x, i.e. 3x faster: met)" in text
+    assert "cpp time = 0.45x foreach (target <= 0.67x, i.e. 1.5x faster: met)" in text
+    assert ("resnet50 (interleaved): cpp time = 0.36x reference (target <= 0.33x, i.e. 3x faster: "
+            "**NOT met**)") in text
     assert "interleaved (3 rounds, every impl once per round" in text
     # bandwidth from the interleaved medians when the run has them
     assert ("resnet50 (interleaved): memory probe 12.3 GB/s (12 B/param); fused step at 40 B/param: "

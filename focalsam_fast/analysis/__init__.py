@@ -1,22 +1,29 @@
 """Loss-landscape analysis per class group: Hessian top eigenvalues, trace, spectral density and
-filter-normalised landscapes of a model or a ``focalsam train`` checkpoint (``focalsam analyze``)."""
+filter-normalised landscapes of a model or a ``focalsam train`` checkpoint (``focalsam analyze``).
 
-from .api import (
-           AnalysisSettings,
-           CheckpointAnalysis,
-           GroupAnalysis,
-           analyze_checkpoint,
-           analyze_group,
-           write_outputs,
-)
-from .density import SLQResult, slq
-from .eigen import EigenResult, lanczos_top_k, power_iteration
-from .errors import AnalysisError
-from .hvp import HessianOperator
-from .landscape import Landscape, filter_normalized_direction, landscape_1d, landscape_2d
-from .trace import TraceResult, hutchinson_trace, rademacher
+The names are imported on first use (PEP 562), so ``focalsam_fast.analysis.cli`` loads no torch.
+"""
 
-__all__ = ["AnalysisError", "AnalysisSettings", "CheckpointAnalysis", "EigenResult", "GroupAnalysis",
-           "HessianOperator", "Landscape", "SLQResult", "TraceResult", "analyze_checkpoint", "analyze_group",
-           "filter_normalized_direction", "hutchinson_trace", "lanczos_top_k", "landscape_1d", "landscape_2d",
-           "power_iteration", "rademacher", "slq", "write_outputs"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "AnalysisSettings": ".settings", "CheckpointAnalysis": ".api", "GroupAnalysis": ".api",
+    "analyze_checkpoint": ".api", "analyze_group": ".api", "write_outputs": ".api",
+    "SLQResult": ".density", "slq": ".density", "EigenResult": ".eigen", "lanczos_top_k": ".eigen",
+    "power_iteration": ".eigen", "AnalysisError": ".errors", "HessianOperator": ".hvp",
+    "Landscape": ".landscape", "filter_normalized_direction": ".landscape", "landscape_1d": ".landscape",
+    "landscape_2d": ".landscape", "TraceResult": ".trace", "hutchinson_trace": ".trace",
+    "rademacher": ".trace",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..train.files import probe_writable
-from .api import STAGES, AnalysisSettings, CheckpointAnalysis, analyze_checkpoint, write_outputs
+from .settings import STAGES, AnalysisSettings
+
+if TYPE_CHECKING:
+    from .api import CheckpointAnalysis
 
 _D = AnalysisSettings()
 
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups is not None else None
     classes = [_int_list(c, "--classes") for c in args.classes] if args.classes is not None else None
     settings = _settings(args)
+    from .api import analyze_checkpoint, write_outputs  # torch and the models: only when it runs
+
     out = Path(args.out) if args.out else Path(args.checkpoint[0]).parent / "analysis"
     probe_writable(out)
     progress = False if args.no_progress else None

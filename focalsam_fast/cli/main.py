@@ -1,4 +1,5 @@
-"""``focalsam``: train (one method or a side-by-side comparison), list presets, evaluate a checkpoint.
+"""``focalsam``: train (one method or a side-by-side comparison), list presets, evaluate a checkpoint,
+analyze its Hessian per class group.
 
 ``focalsam train`` with no arguments runs Focal-SAM on the embedded long-tailed digits data on the
 CPU (about half a minute) and prints the head/medium/tail table.  Explicit flags override a
@@ -169,7 +170,14 @@ def add_eval(sub: Any) -> None:
 # The sub-commands in the order `focalsam --help` lists them; each adds its parser to the
 # sub-parsers and sets `func`.  A new sub-command (e.g. `analyze`) is one more entry here; its
 # module should import its heavy dependencies inside `func`, so that `--help` stays fast.
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_presets, add_eval]
+def add_analyze(sub: Any) -> None:
+    """``focalsam analyze`` (its flags and body live in :mod:`focalsam_fast.analysis.cli`)."""
+    from ..analysis.cli import add_parser  # torch-free: the body imports the analysis when it runs
+
+    add_parser(sub)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_train, add_presets, add_eval, add_analyze]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,3 +108,22 @@ def test_checkpoint_without_the_runs_config_is_refused(tmp_path: Path) -> None:
     save_checkpoint({"model": {}}, path)
     with pytest.raises(CheckpointError, match="holds no training config"):
         analysis_cli.run(parse(str(path), "--out", str(tmp_path / "a"), "--no-progress"))
+
+
+def test_focalsam_analyze_through_the_cli(checkpoint: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The registered sub-command: a run, and a bad class as one line with exit code 2."""
+    assert main(["analyze", str(checkpoint), "--classes", "0,1", "--out", str(tmp_path), *SMALL]) == 0
+    assert (tmp_path / "analysis.json").is_file()
+    capsys.readouterr()
+    assert main(["analyze", str(checkpoint), "--classes", "0,12", "--out", str(tmp_path / "x"), *SMALL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("focalsam: error:") and "12" in err[0]
+
+
+def test_settings_names_match_the_implementations() -> None:
+    """The torch-free settings list the same eigen methods and dtypes as the code that runs them."""
+    from focalsam_fast.analysis import api, eigen, settings
+
+    assert settings.EIGEN_METHOD_NAMES == tuple(eigen.EIGEN_METHODS)
+    assert settings.DTYPE_NAMES == tuple(api.DTYPES)
