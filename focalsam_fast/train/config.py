@@ -1,4 +1,4 @@
-"""Training configuration: one dataclass, the released settings as presets (SPEC §8), and
+"""Training configuration: one dataclass, the released settings as presets (docs/spec.md §8), and
 resolution of ``defaults <- preset <- explicit flags``."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ IMPL_NAMES = ("auto", "reference", "foreach", "cpp", "cuda", "triton")
 # Settings holding a file or folder: the command line stores them as absolute paths.
 CONFIG_PATH_FIELDS = ("data_root", "clip_weights")
 
-# DRW and the two-value rho step switch at this fraction of the epochs (SPEC §6, §8).
+# DRW and the two-value rho step switch at this fraction of the epochs (docs/spec.md §6, §8).
 SWITCH_FRACTION = 0.8
 
 
@@ -90,14 +90,14 @@ class Preset:
 
 def _cifar_resnet(num: int, gamma: float, lam: float, rho: float, wd: float) -> Preset:
     return Preset(
-        f"CIFAR-{num}-LT IR100, ResNet-32, 200 epochs (SPEC §8)",
+        f"CIFAR-{num}-LT IR100, ResNet-32, 200 epochs (docs/spec.md §8)",
         dict(dataset=f"cifar{num}_lt", model="resnet32", imbalance_ratio=100.0, epochs=200,
              batch_size=64, lr=0.1, weight_decay=wd, rho=rho, gamma=gamma, lam=lam),
     )
 
 
 def _clip(dataset: str, label: str, mode: str, gamma: float, lam: float, rho: float) -> Preset:
-    lr = 0.01 if mode == "lift" else 0.001  # full fine-tuning uses lr 0.001 (SPEC §8)
+    lr = 0.01 if mode == "lift" else 0.001  # full fine-tuning uses lr 0.001 (docs/spec.md §8)
     return Preset(
         f"{label}, CLIP ViT-B/16 {mode.upper()}, 20 epochs, lr {lr} (needs --clip-weights)",
         dict(dataset=dataset, model=f"clip_vit_b16_{mode}", epochs=20, batch_size=128, lr=lr,
@@ -111,12 +111,12 @@ def _build_presets() -> dict[str, Preset]:
         "cifar10_resnet32": _cifar_resnet(10, 3.0, 0.5, 0.2, 2e-4),
         "cifar100_resnet32": _cifar_resnet(100, 3.2, 0.8, 0.3, 1e-3),
         "imagenet_lt_resnet50": Preset(
-            "ImageNet-LT, ResNet-50, 200 epochs, rho 0.1 then 0.2 (SPEC §8)",
+            "ImageNet-LT, ResNet-50, 200 epochs, rho 0.1 then 0.2 (docs/spec.md §8)",
             dict(dataset="imagenet_lt", model="resnet50", epochs=200, batch_size=256, lr=0.1,
                  weight_decay=5e-4, rho=0.1, rho_steps=[0.1, 0.2], gamma=0.8, lam=0.8),
         ),
         "inat2018_resnet50": Preset(
-            "iNaturalist 2018, ResNet-50, 200 epochs (SPEC §8)",
+            "iNaturalist 2018, ResNet-50, 200 epochs (docs/spec.md §8)",
             dict(dataset="inat2018", model="resnet50", epochs=200, batch_size=512, lr=0.2,
                  weight_decay=2e-4, rho=0.2, gamma=2.0, lam=1.1),
         ),

@@ -1,7 +1,7 @@
 """One optimizer per method, all with the closure-driven ``step(closure, targets=, grad_scaler=)``
 interface of :mod:`focalsam_fast.optim` returning a :class:`StepOutput`.
 
-Per-data-set choices (SPEC §4-5, §8): ImbSAM's tail threshold is the data set's tail-group
+Per-data-set choices (docs/spec.md §4-5, §8): ImbSAM's tail threshold is the data set's tail-group
 threshold (200 for CIFAR-10-LT, 20 for CIFAR-100-LT / ImageNet-LT / iNat, 10 for the digits
 default); CC-SAM's beta is 0.3 with 10 classes (CIFAR-10), 0.5 otherwise (CIFAR-100), noise
 ratio 1e-6; every SAM method uses the same rho (and rho schedule) as Focal-SAM.  Focal-SAM gets

@@ -1,4 +1,4 @@
-"""Per-epoch schedules (SPEC §6, §8): cosine learning rate, rho (constant / two-step), DRW."""
+"""Per-epoch schedules (docs/spec.md §6, §8): cosine learning rate, rho (constant / two-step), DRW."""
 
 from __future__ import annotations
 

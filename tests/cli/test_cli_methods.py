@@ -97,7 +97,7 @@ def test_cli_preset_overridden_by_flags(run_cli, tmp_path: Path) -> None:
     assert res.code == 0, res.err
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "cifar10_resnet32"
-    # from the preset (SPEC §8 CIFAR-10 row) ...
+    # from the preset (docs/spec.md §8 CIFAR-10 row) ...
     assert (config["lam"], config["rho"], config["weight_decay"], config["batch_size"], config["lr"]) == (
         0.5, 0.2, 2e-4, 64, 0.1)
     # ... and overridden by explicit flags

@@ -1,4 +1,4 @@
-"""Schedules (SPEC §6, §8), presets (SPEC §8 table) and per-method optimizer construction."""
+"""Schedules (docs/spec.md §6, §8), presets (docs/spec.md §8 table) and per-method optimizer construction."""
 
 from __future__ import annotations
 
