@@ -14,11 +14,10 @@ from torch.utils.data import Dataset
 
 from ..data import LongTailedData
 from ..losses import drw_weights
-from ..train.builders import build_criterion, build_data, build_run_model, resolve_device
-from ..train.checkpoint import check_compatible, checkpoint_config, load_checkpoint
+from ..train.builders import build_criterion, build_data, model_from_checkpoint, resolve_device
+from ..train.checkpoint import checkpoint_config, load_checkpoint
 from ..train.config import SWITCH_FRACTION
 from ..train.engine import set_threads
-from ..train.errors import CheckpointError
 from .groups import group_samples, select_groups, without_augmentation
 from .hvp import LossFn
 
@@ -56,13 +55,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     dev = resolve_device(device)
     set_threads(cfg, dev)
     data = build_data(cfg)
-    check_compatible(ckpt, path, cfg.model, data.num_classes, data.class_counts)
-    model = build_run_model(cfg, data, from_checkpoint=True)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        msg = " ".join(str(exc).split())
-        raise CheckpointError(f"checkpoint {path} does not fit {cfg.model}: {msg}") from exc
+    model = model_from_checkpoint(ckpt, path, cfg, data)
     model.to(dev).eval()
     criterion = build_criterion(cfg, data)
     if cfg.drw:

@@ -11,11 +11,10 @@ from typing import Any
 import torch
 
 from ..data import OOD_COUNTS, ClassFolderDataset, corruption_errors, imagenet_c_sets
-from ..train.builders import build_data, build_run_model, check_runtime, preflight
-from ..train.checkpoint import check_compatible, checkpoint_config, load_checkpoint
+from ..train.builders import build_data, check_runtime, model_from_checkpoint, preflight
+from ..train.checkpoint import checkpoint_config, load_checkpoint
 from ..train.config import TrainConfig, validate_config
 from ..train.engine import cfg_summary, make_loader, set_threads
-from ..train.errors import CheckpointError
 from ..train.files import atomic_write_text, probe_writable
 from ..train.metrics import EvalResult, evaluate, group_table, per_class_table
 from .main import UsageError
@@ -66,12 +65,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     preflight(cfg, needs_weights=False)
     set_threads(cfg, device)
     data = build_data(cfg)
-    check_compatible(ckpt, checkpoint, cfg.model, data.num_classes, data.class_counts)
-    model = build_run_model(cfg, data, from_checkpoint=True)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {checkpoint} does not fit {cfg.model}: {exc}") from exc
+    model = model_from_checkpoint(ckpt, checkpoint, cfg, data)
     model.to(device)
     progress = progress_setting(args)
     result = evaluate(model, make_loader(data.test, cfg, False, None, device), data.num_classes,

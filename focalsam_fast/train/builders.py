@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
 from .config import TrainConfig, check_device_name
-from .errors import SetupError
+from .errors import CheckpointError, SetupError
 from .subset import stratified_subset, subset_fraction
 
 DATA_HINTS = {
@@ -158,3 +159,19 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
 def build_criterion(cfg: TrainConfig, data: LongTailedData) -> LogitAdjustedLoss:
     """The per-sample loss (``reduction='none'``, as the SAM methods need)."""
     return LOSSES[cfg.loss](data.class_counts, reduction="none")
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: TrainConfig,
+                          data: LongTailedData) -> nn.Module:
+    """The run's model with the checkpoint's weights; one-line :class:`CheckpointError` when the
+    checkpoint does not belong to this model and data."""
+    from .checkpoint import check_compatible
+
+    check_compatible(ckpt, path, cfg.model, data.num_classes, data.class_counts)
+    model = build_run_model(cfg, data, from_checkpoint=True)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())
+        raise CheckpointError(f"checkpoint {path} does not fit {cfg.model}: {msg}") from exc
+    return model

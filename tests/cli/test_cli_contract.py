@@ -22,8 +22,8 @@ def nothing_built(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("data or model was built before the flags were checked")
     for module in (engine, train_cmd, eval_cmd):
         monkeypatch.setattr(module, "build_data", built)
-    for module in (engine, eval_cmd):
-        monkeypatch.setattr(module, "build_run_model", built)
+    monkeypatch.setattr(engine, "build_run_model", built)
+    monkeypatch.setattr(eval_cmd, "model_from_checkpoint", built)
 
 
 TRAIN_CASES = [
