@@ -17,7 +17,7 @@ import numpy as np
 from ..train.files import atomic_write
 
 if TYPE_CHECKING:
-    from .api import CheckpointAnalysis
+    from .api import CheckpointAnalysis, GroupAnalysis
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -36,31 +36,42 @@ def _group_names(analyses: Mapping[str, CheckpointAnalysis]) -> list[str]:
     return names
 
 
-def spectrum_figure(analyses: Mapping[str, CheckpointAnalysis], path: Path) -> Path:
-    """Log density of the Hessian spectrum, one panel per (group, method)."""
+def _panel_grid(analyses: Mapping[str, CheckpointAnalysis], result: str, size: tuple[float, float]
+                ) -> tuple[plt.Figure, list[tuple[plt.Axes, str, str, GroupAnalysis]]]:
+    """A figure with a panel per (group row, method column) and the panels that have ``result``
+    (the others are switched off)."""
     groups, methods = _group_names(analyses), list(analyses)
-    fig, axes = plt.subplots(len(groups), len(methods), figsize=(3.6 * len(methods), 2.8 * len(groups)),
-                             squeeze=False)
+    figsize = (size[0] * len(methods), size[1] * len(groups))
+    fig, axes = plt.subplots(len(groups), len(methods), figsize=figsize, squeeze=False)
+    panels = []
     for i, group in enumerate(groups):
         for j, method in enumerate(methods):
-            ax, res = axes[i][j], analyses[method].groups.get(group)
-            if res is None or res.density is None:
-                ax.set_axis_off()
-                continue
-            grid, dens, _ = res.density.density(analyses[method].settings.sigma_rel)
-            label = []
-            if res.eigen is not None:
-                label.append(f"$\\lambda_{{max}}$ = {res.eigen.eigenvalues[0]:.4g}")
-            if res.trace is not None:
-                label.append(f"Tr(H) = {res.trace.estimate:.4g} ± {res.trace.stderr:.2g}")
-            ax.semilogy(grid, np.maximum(dens, 1e-12), color="C0", label="\n".join(label) or None)
-            ax.set_ylim(bottom=max(1e-8, float(dens.max()) * 1e-9))
-            ax.set_title(f"{method}: {group}", fontsize=9)
-            ax.set_xlabel("eigenvalue", fontsize=8)
-            ax.set_ylabel("density (log)", fontsize=8)
-            ax.tick_params(labelsize=7)
-            if label:
-                ax.legend(fontsize=7, loc="upper right")
+            res = analyses[method].groups.get(group)
+            if res is None or getattr(res, result) is None:
+                axes[i][j].set_axis_off()
+            else:
+                panels.append((axes[i][j], method, group, res))
+    return fig, panels
+
+
+def spectrum_figure(analyses: Mapping[str, CheckpointAnalysis], path: Path) -> Path:
+    """Log density of the Hessian spectrum, one panel per (group, method)."""
+    fig, panels = _panel_grid(analyses, "density", (3.6, 2.8))
+    for ax, method, group, res in panels:
+        grid, dens, _ = res.density.density(analyses[method].settings.sigma_rel)
+        label = []
+        if res.eigen is not None:
+            label.append(f"$\\lambda_{{max}}$ = {res.eigen.eigenvalues[0]:.4g}")
+        if res.trace is not None:
+            label.append(f"Tr(H) = {res.trace.estimate:.4g} ± {res.trace.stderr:.2g}")
+        ax.semilogy(grid, np.maximum(dens, 1e-12), color="C0", label="\n".join(label) or None)
+        ax.set_ylim(bottom=max(1e-8, float(dens.max()) * 1e-9))
+        ax.set_title(f"{method}: {group}", fontsize=9)
+        ax.set_xlabel("eigenvalue", fontsize=8)
+        ax.set_ylabel("density (log)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if label:
+            ax.legend(fontsize=7, loc="upper right")
     return _save(fig, path)
 
 
@@ -83,21 +94,14 @@ def landscape_1d_figure(analyses: Mapping[str, CheckpointAnalysis], path: Path) 
 
 def landscape_2d_figure(analyses: Mapping[str, CheckpointAnalysis], path: Path) -> Path:
     """Contours of the group loss on the 2-D grid, one panel per (group, method)."""
-    groups, methods = _group_names(analyses), list(analyses)
-    fig, axes = plt.subplots(len(groups), len(methods), figsize=(3.2 * len(methods), 2.9 * len(groups)),
-                             squeeze=False)
-    for i, group in enumerate(groups):
-        for j, method in enumerate(methods):
-            ax, res = axes[i][j], analyses[method].groups.get(group)
-            if res is None or res.landscape_2d is None:
-                ax.set_axis_off()
-                continue
-            c = np.asarray(res.landscape_2d.coords)
-            cs = ax.contour(c, c, np.asarray(res.landscape_2d.loss), levels=15, linewidths=0.8)
-            ax.clabel(cs, fontsize=6)
-            ax.plot([0], [0], "k+")
-            ax.set_title(f"{method}: {group}", fontsize=9)
-            ax.tick_params(labelsize=7)
+    fig, panels = _panel_grid(analyses, "landscape_2d", (3.2, 2.9))
+    for ax, method, group, res in panels:
+        c = np.asarray(res.landscape_2d.coords)
+        cs = ax.contour(c, c, np.asarray(res.landscape_2d.loss), levels=15, linewidths=0.8)
+        ax.clabel(cs, fontsize=6)
+        ax.plot([0], [0], "k+")
+        ax.set_title(f"{method}: {group}", fontsize=9)
+        ax.tick_params(labelsize=7)
     return _save(fig, path)
 
 
