@@ -121,7 +121,14 @@ def add_train(sub: Any) -> None:
     train.add_argument("--tail-threshold", type=float,
                        help="ImbSAM: classes with fewer training samples are tail "
                             "(default: the data set's tail group, 200 CIFAR-10, 20 CIFAR-100/ImageNet/iNat)")
+    train.add_argument("--imbsam-tail-weight", type=float,
+                       help=f"ImbSAM tail weight t (default {d.imbsam_tail_weight:g}, the paper's Eq. 1; "
+                            "2 reproduces the official code)")
     train.add_argument("--ccsam-beta", type=float, help="CC-SAM beta (default 0.3 for 10 classes, else 0.5)")
+    train.add_argument("--vs-gamma", type=float,
+                       help=f"VS loss gamma (default {d.vs_gamma:g}, the released CIFAR scripts')")
+    train.add_argument("--vs-tau", type=float,
+                       help=f"VS loss tau (default {d.vs_tau:g}, the released CIFAR scripts')")
     train.add_argument("--out", help="output folder, owned by one run at a time "
                                      "(default: a new runs/<dataset>-<method>-<time>-<suffix>)")
     train.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",

@@ -27,7 +27,8 @@ from .main import EXIT_INTERRUPTED, UsageError
 CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbalance_ratio", "epochs",
                 "batch_size", "lr", "momentum", "weight_decay", "rho", "rho_steps", "gamma", "lam",
                 "amp", "seed", "device", "workers", "threads", "impl", "clip_weights", "max_steps",
-                "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta")
+                "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta",
+                "imbsam_tail_weight", "vs_gamma", "vs_tau")
 
 Log = Callable[[str], None]
 

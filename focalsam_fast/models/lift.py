@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -23,8 +25,8 @@ class AdaptFormer(nn.Module):
     """LayerNorm -> Linear(d, r) -> ReLU -> Linear(r, d) -> learnable scale (init 1).
 
     The up-projection (weight and bias) starts at zero, so the adapter outputs exactly zero at
-    init and the adapted block equals the frozen one.  Down-projection: Kaiming-uniform (a = sqrt 5),
-    zero bias, as in LIFT.
+    init and the adapted block equals the frozen one.  Down-projection: Kaiming-normal (a = sqrt 5),
+    zero bias, as LIFT's code initialises it.
     """
 
     def __init__(self, width: int, bottleneck: int) -> None:
@@ -33,6 +35,7 @@ class AdaptFormer(nn.Module):
         self.down = nn.Linear(width, bottleneck)
         self.up = nn.Linear(bottleneck, width)
         self.scale = nn.Parameter(torch.ones(1))
+        nn.init.kaiming_normal_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.down.bias)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)

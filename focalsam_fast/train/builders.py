@@ -157,7 +157,10 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
 
 
 def build_criterion(cfg: TrainConfig, data: LongTailedData) -> LogitAdjustedLoss:
-    """The per-sample loss (``reduction='none'``, as the SAM methods need)."""
+    """The per-sample loss (``reduction='none'``, as the SAM methods need); VS takes the run's
+    ``vs_gamma`` / ``vs_tau``."""
+    if cfg.loss == "vs":
+        return LOSSES["vs"](data.class_counts, gamma=cfg.vs_gamma, tau=cfg.vs_tau, reduction="none")
     return LOSSES[cfg.loss](data.class_counts, reduction="none")
 
 

@@ -62,7 +62,10 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     # Method details (None: the per-data-set choice of methods.py).
     tail_threshold: float | None = None
+    imbsam_tail_weight: float = 1.0  # the paper's Eq. (1); 2 reproduces the official code
     ccsam_beta: float | None = None
+    vs_gamma: float = 0.05  # VS loss, the released CIFAR scripts' values
+    vs_tau: float = 0.75
     noise_ratio: float = 1e-6
     preset: str | None = None
 
@@ -213,6 +216,9 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "max_train_samples": Bound(True, low=1, optional=True),
     "max_steps_per_epoch": Bound(True, low=1, optional=True),
     "tail_threshold": Bound(False, low=0, optional=True),
+    "imbsam_tail_weight": Bound(False, low=0),
+    "vs_gamma": Bound(False, low=0),
+    "vs_tau": Bound(False, low=0),
     "ccsam_beta": Bound(False, low=0, high=1, optional=True),
     "noise_ratio": Bound(False, low=0),
 }

@@ -79,7 +79,8 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
     if cfg.method == "sam":
         return SAM(params, **common)
     if cfg.method == "imbsam":
-        return ImbSAM(params, class_counts=counts, tail_threshold=tail_threshold(cfg, data), **common)
+        return ImbSAM(params, class_counts=counts, tail_threshold=tail_threshold(cfg, data),
+                      tail_weight=cfg.imbsam_tail_weight, **common)
     if cfg.method == "ccsam":
         return CCSAM(params, head=model.head, class_counts=counts, noise_ratio=cfg.noise_ratio,
                      beta=ccsam_beta(cfg, data), criterion=criterion, **common)
@@ -96,7 +97,8 @@ def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float]:
     if cfg.method == "focalsam":
         return {"rho": cfg.rho, "gamma": cfg.gamma, "lam": cfg.lam}
     if cfg.method == "imbsam":
-        return {"rho": cfg.rho, "tail_threshold": tail_threshold(cfg, data)}
+        return {"rho": cfg.rho, "tail_threshold": tail_threshold(cfg, data),
+                "tail_weight": cfg.imbsam_tail_weight}
     if cfg.method == "ccsam":
         return {"beta": ccsam_beta(cfg, data), "noise_ratio": cfg.noise_ratio}
     if cfg.method == "sam":

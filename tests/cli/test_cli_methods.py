@@ -147,3 +147,20 @@ def test_cli_bf16_autocast_on_cpu(run_cli, tmp_path: Path, method: str) -> None:
     assert record["train_loss"] > 0 and record["test_overall"] is not None
     state = load_checkpoint(tmp_path / "bf16" / "last.pt")["model"]
     assert all(v.dtype != torch.bfloat16 for v in state.values())  # weights stay fp32
+
+
+def test_vs_and_imbsam_flags_reach_the_run(tmp_path) -> None:
+    """--vs-gamma / --vs-tau build the VS loss with those values (released CIFAR ones by default);
+    --imbsam-tail-weight reaches ImbSAM."""
+    from focalsam_fast.train.builders import build_criterion, build_data
+    from focalsam_fast.train.config import resolve_config
+    from focalsam_fast.train.methods import method_details
+
+    default = resolve_config(overrides={"loss": "vs"})
+    assert (default.vs_gamma, default.vs_tau) == (0.05, 0.75)
+    cfg = resolve_config(overrides={"loss": "vs", "vs_gamma": 0.2, "vs_tau": 0.5, "method": "imbsam",
+                                    "imbsam_tail_weight": 2.0})
+    data = build_data(cfg)
+    crit = build_criterion(cfg, data)
+    assert (crit.gamma, crit.tau) == (0.2, 0.5)
+    assert method_details(cfg, data)["tail_weight"] == 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import open_clip
@@ -105,3 +106,15 @@ def test_clip_errors(clip: open_clip.CLIP) -> None:
         ClipClassifier(clip, NAMES, mode="bitfit")
     with pytest.raises(ValueError, match="class_names with 10 entries"):
         build_model("clip_vit_b16_lift", 10, config="tiny", random_weights=True)
+
+
+def test_adapter_down_projection_is_kaiming_normal() -> None:
+    """LIFT's init: Kaiming-normal with a = sqrt(5) (same std as PyTorch's default Kaiming-uniform,
+    but unbounded: about 8.3 % of the weights lie beyond the uniform's bound sqrt(3) * std)."""
+    from focalsam_fast.models import AdaptFormer
+
+    w = AdaptFormer(512, 256).down.weight.detach()
+    std = math.sqrt(2.0 / (1 + 5)) / math.sqrt(512)
+    assert abs(w.std().item() / std - 1) < 0.02
+    beyond = (w.abs() > math.sqrt(3) * std).float().mean().item()
+    assert 0.07 < beyond < 0.10

@@ -25,7 +25,8 @@ BAD_NUMBERS = [
     ("ccsam_beta", 1.5), ("ccsam_beta", -0.1), ("ccsam_beta", INF), ("noise_ratio", -1e-6),
     ("noise_ratio", NAN), ("train_fraction", 0.0), ("train_fraction", 1.5), ("train_fraction", NAN),
     ("max_train_samples", 0), ("max_train_samples", 2.5), ("max_steps_per_epoch", 0),
-    ("max_steps_per_epoch", -1),
+    ("max_steps_per_epoch", -1), ("imbsam_tail_weight", -1.0), ("imbsam_tail_weight", NAN),
+    ("vs_gamma", -0.05), ("vs_gamma", INF), ("vs_tau", NAN), ("vs_tau", -0.75),
 ]
 GOOD_NUMBERS = [
     ("epochs", 1), ("imbalance_ratio", 1.0), ("imbalance_ratio", 1), ("lr", 1e-12), ("momentum", 0.0),
@@ -34,6 +35,7 @@ GOOD_NUMBERS = [
     ("max_steps", None), ("tail_threshold", 0.0), ("tail_threshold", None), ("ccsam_beta", 0.0),
     ("ccsam_beta", 1.0), ("ccsam_beta", None), ("noise_ratio", 0.0),
     ("train_fraction", 1.0), ("train_fraction", 1e-3), ("max_train_samples", 1), ("max_steps_per_epoch", 1),
+    ("imbsam_tail_weight", 2.0), ("vs_gamma", 0.0), ("vs_tau", 0.0),
 ]
 
 
