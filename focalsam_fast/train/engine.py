@@ -378,6 +378,16 @@ def epoch_line(record: dict[str, Any], epochs: int, eta: float | None = None) ->
             + ("" if eta is None else f"  ETA {fmt_duration(eta)}"))
 
 
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch with the highest overall test accuracy (the first on a tie) and its group
+    accuracies, from the per-epoch records; None before any evaluated epoch."""
+    evaluated = [h for h in history if h.get("test_overall") is not None]
+    if not evaluated:
+        return None
+    best = max(evaluated, key=lambda h: h["test_overall"])
+    return {k: best[k] for k in ("epoch", "test_overall", "test_head", "test_medium", "test_tail")}
+
+
 def write_final(run: RunResult) -> None:
     """``final.json`` / ``final.txt`` (overall, groups, per class) and the PNG plots."""
     out = run.out_dir
@@ -385,10 +395,14 @@ def write_final(run: RunResult) -> None:
                "final": run.final.to_dict(), "class_counts": run.class_counts,
                "class_names": run.class_names, "groups": run.groups,
                "epochs_done": len(run.history), "train_seconds": run.seconds,
-               "train_samples": run.train_size, "short_run": run.notes}
+               "train_samples": run.train_size, "short_run": run.notes, "best_epoch": best_epoch(run.history)}
     atomic_write_text(json.dumps(payload, indent=2) + "\n", out / "final.json")
+    best = payload["best_epoch"]
+    best_line = "" if best is None else (
+        f"\nbest test epoch {best['epoch']}: overall {100 * best['test_overall']:.1f}% (the table above "
+        "is the last epoch; the official scripts also log this best epoch, 'Best Prec@1')\n")
     text = (group_table({run.config.method: run.final}, run.groups) + "\n\n"
-            + per_class_table(run.final, run.class_counts, run.class_names, run.groups) + "\n")
+            + per_class_table(run.final, run.class_counts, run.class_names, run.groups) + "\n" + best_line)
     atomic_write_text(text, out / "final.txt")
     plots.per_class_plot({run.config.method: run.final.per_class}, run.class_counts, run.groups,
                          out / "per_class_accuracy.png")
