@@ -108,6 +108,11 @@ def add_train(sub: Any) -> None:
     train.add_argument("--impl", help=f"SAM-family kernel implementation: {', '.join(IMPL_NAMES)} "
                                       "(default auto; sgd ignores it)")
     train.add_argument("--clip-weights", help="local CLIP ViT-B/16 checkpoint for the clip_* models")
+    train.add_argument("--class-names", metavar="FILE",
+                       help="class names for the CLIP text head: ImageNet's classnames.txt ('wnid name' "
+                            "lines), one name per line, or iNaturalist's categories.json")
+    train.add_argument("--allow-folder-names", action="store_true", default=None,
+                       help="let the CLIP text head use folder ids (n01440764, 0, ...) as class names")
     train.add_argument("--max-steps", type=int, help="stop after N optimizer steps in all (smoke runs)")
     train.add_argument("--train-fraction", type=float,
                        help="short run: train on a stratified subset, this fraction of every class (each "

@@ -26,7 +26,8 @@ from .main import EXIT_INTERRUPTED, UsageError
 # flag -> config field (argparse dest); only flags given on the command line override
 CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbalance_ratio", "epochs",
                 "batch_size", "lr", "momentum", "weight_decay", "rho", "rho_steps", "gamma", "lam",
-                "amp", "seed", "device", "workers", "threads", "impl", "clip_weights", "max_steps",
+                "amp", "seed", "device", "workers", "threads", "impl", "clip_weights", "class_names",
+                "allow_folder_names", "max_steps",
                 "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta",
                 "imbsam_tail_weight", "vs_gamma", "vs_tau")
 

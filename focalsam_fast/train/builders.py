@@ -137,7 +137,7 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
     preflight(cfg, needs_weights=not from_checkpoint)
     options: dict[str, object] = {}
     if is_clip(cfg.model):
-        options["class_names"] = data.class_names
+        options["class_names"] = data.class_names if from_checkpoint else clip_class_names(cfg, data)
         if from_checkpoint:
             options["random_weights"] = True
         else:
@@ -178,3 +178,24 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: TrainConf
         msg = " ".join(str(exc).split())
         raise CheckpointError(f"checkpoint {path} does not fit {cfg.model}: {msg}") from exc
     return model
+
+
+def clip_class_names(cfg: TrainConfig, data: LongTailedData) -> list[str]:
+    """The names in the CLIP head's prompts: ``--class-names`` when given, else the data set's;
+    folder ids (WordNet ids, numbers) are refused unless ``--allow-folder-names``."""
+    from ..data.class_names import folder_ids, load_class_names
+
+    if cfg.class_names is not None:
+        try:
+            return load_class_names(cfg.class_names, data.num_classes)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from exc
+    names = list(data.class_names)
+    ids = folder_ids(names)
+    if ids and not cfg.allow_folder_names:
+        raise SetupError(
+            f"the CLIP text head is initialised from 'a photo of a {{class}}.' prompts, but {len(ids)} of "
+            f"{cfg.dataset}'s {len(names)} class names are folder ids ({', '.join(ids[:3])}, ...): give "
+            "--class-names FILE (ImageNet: classnames.txt; iNaturalist 2018: categories.json), or "
+            "--allow-folder-names to use them anyway")
+    return names

@@ -18,7 +18,7 @@ MODEL_NAMES = ("resnet32", "resnet50", "digits_cnn", "clip_vit_b16_fft", "clip_v
 DATASET_NAMES = ("cifar10_lt", "cifar100_lt", "imagenet_lt", "inat2018", "digits_lt")
 IMPL_NAMES = ("auto", "reference", "foreach", "cpp", "cuda", "triton")
 # Settings holding a file or folder: the command line stores them as absolute paths.
-CONFIG_PATH_FIELDS = ("data_root", "clip_weights")
+CONFIG_PATH_FIELDS = ("data_root", "clip_weights", "class_names")
 
 # DRW and the two-value rho step switch at this fraction of the epochs (docs/spec.md §6, §8).
 SWITCH_FRACTION = 0.8
@@ -55,6 +55,8 @@ class TrainConfig:
     threads: int | None = None
     impl: str = "auto"
     clip_weights: str | None = None
+    class_names: str | None = None  # CLIP prompts: a class-name file (classnames.txt, categories.json)
+    allow_folder_names: bool = False  # CLIP prompts from folder ids such as n01440764 (not advised)
     max_steps: int | None = None
     # Short runs (not the paper's setting): a stratified training subset, a cap on steps per epoch.
     train_fraction: float | None = None
