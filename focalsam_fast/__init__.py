@@ -6,8 +6,7 @@ torch, so the ``focalsam`` command line answers ``--help`` and argument errors a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -15,23 +14,8 @@ _WHERE = {
     "CCSAM": ".optim", "SAM": ".optim", "ConstantRho": ".optim", "FocalSAM": ".optim", "ImbSAM": ".optim",
     "MultiStepRho": ".optim", "TwoStepRho": ".optim",
     "CELoss": ".losses", "LALoss": ".losses", "LDAMLoss": ".losses", "VSLoss": ".losses",
-    "drw_weights": ".losses", "focal_coefficients": ".losses",
+    "drw_weights": ".losses", "focal_coefficients": ".losses", "kernels": ".kernels",
 }
 
-__all__ = ["CCSAM", "SAM", "CELoss", "ConstantRho", "FocalSAM", "ImbSAM", "LALoss", "LDAMLoss",
-           "MultiStepRho", "TwoStepRho", "VSLoss", "drw_weights", "focal_coefficients", "kernels"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "kernels":
-        value: Any = importlib.import_module(".kernels", __name__)
-    elif name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)

@@ -6,8 +6,7 @@ The names are imported on first use (PEP 562), so ``focalsam_fast.analysis.cli``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _WHERE = {
     "AnalysisSettings": ".settings", "CheckpointAnalysis": ".api", "GroupAnalysis": ".api",
@@ -19,11 +18,4 @@ _WHERE = {
     "rademacher": ".trace",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)

@@ -7,29 +7,18 @@ the command line's ``--help`` needs) loads without torch, torchvision or matplot
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _WHERE = {
-    "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "METHODS": "config", "PRESETS": "config", "TrainConfig": "config", "resolve_config": "config",
-    "RunResult": "engine", "Trainer": "engine",
-    "CheckpointError": "errors", "OutputError": "errors", "RunError": "errors", "RunFolderError": "errors",
-    "SetupError": "errors",
-    "EvalResult": "metrics", "evaluate": "metrics", "group_table": "metrics",
-    "RunFolder": "runfolder",
+    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
+    "METHODS": ".config", "PRESETS": ".config", "TrainConfig": ".config", "resolve_config": ".config",
+    "RunResult": ".engine", "Trainer": ".engine",
+    "CheckpointError": ".errors", "OutputError": ".errors", "RunError": ".errors",
+    "RunFolderError": ".errors",
+    "SetupError": ".errors",
+    "EvalResult": ".metrics", "evaluate": ".metrics", "group_table": ".metrics",
+    "RunFolder": ".runfolder",
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
