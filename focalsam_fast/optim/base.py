@@ -327,15 +327,19 @@ class SAMBase(Optimizer):
                 "first (restore_and_update(), or abort() to drop the step)"
             )
         norm = self.grad_norm()
-        if self._checking or self._amp:
+        guarded = self._checking or self._amp
+        if guarded:
             self._flags.note(GRAD_EPS, norm)
+        # the reference's non-finite rule reads the norm on the host, once, and only where a
+        # non-finite step is caught (checks or AMP); unguarded it runs as the official code
+        keep_w = guarded and "reference" in self._group_impls and not bool(torch.isfinite(norm))
         for i, group in enumerate(self.param_groups):
             ps = self._grad_params(group)
             if not ps:
                 continue
             grads = [p.grad for p in ps]
             if self._group_impls[i] == "reference":
-                self._perturb_reference(ps, grads, norm, group, inv_scale)
+                self._perturb_reference(ps, grads, norm, group, inv_scale, keep_w)
             else:
                 pairs = [self._double_buffer(p) for p in ps]
                 out = [b for _, b in pairs]
@@ -348,14 +352,14 @@ class SAMBase(Optimizer):
         self._perturbed = True
 
     def _perturb_reference(self, ps: list[Tensor], grads: list[Tensor], norm: Tensor,
-                           group: dict[str, Any], inv_scale: float | Tensor) -> None:
-        """The official per-tensor perturbation (clone of w, then ``p.add_(e_w)``)."""
-        finite = bool(torch.isfinite(norm))
+                           group: dict[str, Any], inv_scale: float | Tensor, keep_w: bool) -> None:
+        """The official per-tensor perturbation (clone of w, then ``p.add_(e_w)``; with
+        ``keep_w`` only the clone: eps = 0 for a non-finite norm)."""
         # fp32 scale for 16-bit params (docs/spec.md §2 Decision: no underflow of the guard)
         scale = group["rho"] * inv_scale / (norm * inv_scale + kernels.reference.NORM_EPS)
         for p, g in zip(ps, grads):
             self.state[p]["saved"] = p.data.clone()
-            if finite:
+            if not keep_w:
                 e_w = (torch.pow(p, 2) if group["adaptive"] else 1.0) * g * scale.to(
                     kernels.reference.acc_dtype(p.dtype))
                 p.add_(e_w)
