@@ -15,7 +15,7 @@ from ..kernels import ImplUnavailableError, resolve
 from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
-from .config import TrainConfig, check_device_name
+from .config import TrainConfig, check_device_name, is_clip
 from .errors import CheckpointError, SetupError
 from .subset import stratified_subset, subset_fraction
 
@@ -33,11 +33,6 @@ DATA_HINTS = {
     "inat2018": "put the iNaturalist 2018 images (github.com/visipedia/inat_comp) under that folder "
                 "with the list files iNaturalist18_train.txt and iNaturalist18_val.txt",
 }
-
-
-def is_clip(model: str) -> bool:
-    """Whether ``model`` is one of the CLIP ViT models."""
-    return model.startswith("clip")
 
 
 def preflight(cfg: TrainConfig, needs_weights: bool = True) -> None:

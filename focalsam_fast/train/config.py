@@ -255,6 +255,11 @@ def check_device_name(name: Any) -> None:
         raise ValueError(f"invalid --device {name!r}; valid: cpu, cuda, cuda:N")
 
 
+def is_clip(model: str) -> bool:
+    """Whether ``model`` is one of the CLIP ViT models."""
+    return model.startswith("clip")
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Check every setting before anything is built: names against :func:`choices`, numbers against
     :data:`NUMERIC_BOUNDS`, the device name and the rho schedule.  The ``ValueError`` is one line
@@ -276,6 +281,10 @@ def validate_config(cfg: TrainConfig) -> None:
     if cfg.train_fraction is not None and cfg.max_train_samples is not None:
         raise ValueError(f"--train-fraction {cfg.train_fraction:g} and --max-train-samples "
                          f"{cfg.max_train_samples} both set the training subset; give one of them")
+    if (cfg.class_names is not None or cfg.allow_folder_names) and not is_clip(cfg.model):
+        given = "--class-names" if cfg.class_names is not None else "--allow-folder-names"
+        raise ValueError(f"{given} sets the CLIP text head's prompts, but --model {cfg.model} has no "
+                         "text head (use a clip_vit_b16_* model, or drop the flag)")
     if cfg.drw and cfg.loss == "la":
         raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
                          "(use --loss ce, ldam or vs with --drw)")

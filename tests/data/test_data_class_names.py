@@ -73,3 +73,15 @@ def test_clip_head_refuses_folder_ids_unless_asked(tmp_path: Path) -> None:
         clip_class_names(wrong, _data(["n01440764", "n01443537"]))
     words = _data(["airplane", "cat"])
     assert clip_class_names(TrainConfig(model="clip_vit_b16_lift"), words) == ["airplane", "cat"]
+
+
+def test_class_name_flags_need_a_clip_model() -> None:
+    """Without a text head the flags would do nothing: refused, not ignored."""
+    from focalsam_fast.train.config import validate_config
+
+    with pytest.raises(ValueError, match="--class-names sets the CLIP text head's prompts, but --model "
+                                         "resnet50"):
+        validate_config(TrainConfig(model="resnet50", class_names="names.txt"))
+    with pytest.raises(ValueError, match="--allow-folder-names"):
+        validate_config(TrainConfig(allow_folder_names=True))
+    validate_config(TrainConfig(model="clip_vit_b16_lift", class_names="names.txt"))
