@@ -3,8 +3,6 @@ can import it): N gloo ranks each step on their slice of one global batch."""
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -35,9 +33,11 @@ def run(model: nn.Module, opt, data, rank: int, world: int, per_rank: int) -> No
         opt.step(lambda xs=xs, ys=ys: F.cross_entropy(model(xs), ys, reduction="none"), targets=ys)
 
 
-def worker(rank: int, world: int, port: int, method: str, impl: str, per_rank: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def worker(rank: int, world: int, store: str, method: str, impl: str, per_rank: int, out: str) -> None:
+    """One rank. The ranks meet through a FileStore (no TCP port to race for, no store server thread on
+    rank 0) and wait for each other before tearing gloo down, so no rank closes its pairs while a peer
+    still uses them."""
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         torch.set_num_threads(1)
         model = net()
@@ -62,4 +62,5 @@ def worker(rank: int, world: int, port: int, method: str, impl: str, per_rank: i
         if rank == 0:
             torch.save({"weights": [p.detach() for p in model.parameters()], "allreduces": calls["n"]}, out)
     finally:
+        dist.barrier()
         dist.destroy_process_group()

@@ -4,8 +4,6 @@ last backward's gradient)."""
 
 from __future__ import annotations
 
-import socket
-
 import ddp_worker
 import pytest
 import torch
@@ -18,18 +16,18 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 WORLD, PER_RANK = 2, 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _spawn(tmp_path, method: str, impl: str) -> dict:
+    """Run the worker on WORLD gloo ranks; return what rank 0 saved."""
+    out = tmp_path / "rank0.pt"
+    mp.spawn(ddp_worker.worker, args=(WORLD, str(tmp_path / "store"), method, impl, PER_RANK, str(out)),
+             nprocs=WORLD)
+    return torch.load(out)
 
 
 @pytest.mark.parametrize(("method", "impl"), [("focal", "auto"), ("imbsam", "auto"), ("sam", "auto"),
                                               ("focal", "reference")])
 def test_ranks_equal_one_process_on_the_global_batch(method: str, impl: str, tmp_path) -> None:
-    out = tmp_path / "rank0.pt"
-    mp.spawn(ddp_worker.worker, args=(WORLD, _free_port(), method, impl, PER_RANK, str(out)), nprocs=WORLD)
-    got = torch.load(out)
+    got = _spawn(tmp_path, method, impl)
     model = ddp_worker.net()
     opt = make(method, model, impl)
     ddp_worker.run(model, opt, ddp_worker.batches(WORLD, PER_RANK), 0, 1, WORLD * PER_RANK)
@@ -40,6 +38,4 @@ def test_ranks_equal_one_process_on_the_global_batch(method: str, impl: str, tmp
 
 def test_ccsam_refuses_to_run_per_rank(tmp_path) -> None:
     """CC-SAM is not global-batch exact under DDP yet: it must say so, not train per rank."""
-    out = tmp_path / "rank0.pt"
-    mp.spawn(ddp_worker.worker, args=(WORLD, _free_port(), "ccsam", "auto", PER_RANK, str(out)), nprocs=WORLD)
-    assert "CCSAM does not support torch.distributed yet" in torch.load(out)["error"]
+    assert "CCSAM does not support torch.distributed yet" in _spawn(tmp_path, "ccsam", "auto")["error"]
