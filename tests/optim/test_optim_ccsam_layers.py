@@ -160,3 +160,34 @@ def test_unknown_perturb_mode_is_named() -> None:
     lin = nn.Linear(3, len(COUNTS))
     with pytest.raises(ValueError, match=r"perturb must be one of 'head', 'last', 'all', got 'layers'"):
         CCSAM(lin.parameters(), head=lin, class_counts=COUNTS, perturb="layers", lr=0.1)
+
+
+@pytest.mark.parametrize("name", ["resnet32", "resnet50", "digits"])
+def test_training_split_composes_to_the_model(name: str) -> None:
+    """``ccsam_split(model, 'last')``: the layers applied to the features are the model itself, and
+    the perturbed set is the last stage and the head only."""
+    from focalsam_fast.models import DigitsCNN, ResNet50, resnet32
+    from focalsam_fast.train.methods import ccsam_split
+
+    torch.manual_seed(0)
+    model, x, last_stage = {
+        "resnet32": lambda: (m := resnet32(7), torch.randn(3, 3, 16, 16), m.layer3),
+        "resnet50": lambda: (m := ResNet50(7), torch.randn(2, 3, 64, 64), m.body.layer4),
+        "digits": lambda: (m := DigitsCNN(7), torch.randn(3, 1, 8, 8), m.body[4:]),
+    }[name]()
+    model = model.double().eval()
+    split = ccsam_split(model, "last")
+    torch.testing.assert_close(split.layers(split.features(x.double())), model(x.double()), rtol=0, atol=0)
+    want = {id(p) for p in (*last_stage.parameters(), *model.fc.parameters())}
+    assert {id(p) for p in split.layers.parameters()} == want
+    head = ccsam_split(model, "head")
+    assert head.layers is model.fc and head.perturbs == "head"
+
+
+def test_training_split_names_the_models_it_has() -> None:
+    from focalsam_fast.train.methods import ccsam_split
+
+    with pytest.raises(ValueError, match=r"no last-layers split for Sequential .*ResNet-32, ResNet-50"):
+        ccsam_split(nn.Sequential(nn.Linear(2, 2)), "last")
+    with pytest.raises(ValueError, match=r"perturb must be one of head, last, got 'all'"):
+        ccsam_split(nn.Sequential(nn.Linear(2, 2)), "all")
