@@ -4,6 +4,14 @@ A *cell* is one (setting, method, variant) of the per-step table: a fresh model 
 input batch, pre-drawn long-tailed label batches (cycled, the same for every cell of a setting),
 and a ``step()`` that runs one whole training step and synchronises the device.
 
+Like with like: the variants ``reference`` (``impl='reference'``) and ``fast`` (``impl='auto'``)
+run the same model in the same memory layout (contiguous NCHW) on the same data, so their ratio
+is the optimizer's; ``reference+cl`` / ``fast+cl`` are the same pair in ``channels_last`` (ResNets,
+:data:`CL_METHODS`), compared with each other only.  SGD's ``fast`` variant is
+``torch.optim.SGD(fused=True)`` (NCHW).  CC-SAM runs in two forms, labelled by what they perturb:
+``ccsam`` the linear head (the official code), ``ccsam-last`` the last stage, pooling and head,
+one pass through them per class in the batch (the protocol the paper timed; ResNets only).
+
 Sizes (``FOCALSAM_BENCH_SIZE``; ``smoke`` is forced when pytest-benchmark is disabled):
 
 * ``smoke``: tiny inputs, ResNet-32 in place of ResNet-50 and CLIP's ``tiny`` config (every
@@ -36,12 +44,16 @@ from focalsam_fast.data import imbalance_counts, sample_long_tailed_labels
 from focalsam_fast.losses import LALoss
 from focalsam_fast.models import NormedLinear, ResNet50, lift_bottleneck_dim, resnet32
 from focalsam_fast.optim import CCSAM, SAM, FocalSAM, ImbSAM
+from focalsam_fast.train.methods import ccsam_split
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = ("smoke", "cpu", "paper")
-METHODS = ("sgd", "sam", "imbsam", "ccsam", "focalsam")
-METHOD_TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM", "focalsam": "Focal-SAM"}
-VARIANTS = ("reference", "fast")
+METHODS = ("sgd", "sam", "imbsam", "ccsam", "ccsam-last", "focalsam")
+METHOD_TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM, head only",
+                 "ccsam-last": "CC-SAM, last layers", "focalsam": "Focal-SAM"}
+VARIANTS = ("reference", "fast")  # same model, layout (NCHW) and data
+CL_VARIANTS = ("reference+cl", "fast+cl")  # the same pair in channels_last (ResNets)
+CL_METHODS = ("sam", "focalsam")
 LABEL_BATCHES = 8  # distinct long-tailed label draws cycled through the rounds
 
 
@@ -257,20 +269,30 @@ def label_batches(setting: Setting, batch: int, device: torch.device) -> list[Te
             for i in range(LABEL_BATCHES)]
 
 
-def uses_channels_last(setting: Setting, variant: str) -> bool:
-    """The fast path of the convolutional models runs in ``channels_last`` memory format."""
-    return variant == "fast" and setting.model.startswith("resnet")
+def runs(setting: Setting, method: str, variant: str) -> bool:
+    """Whether the cell exists: channels_last variants for the ResNets' :data:`CL_METHODS`, the
+    last-layers CC-SAM for the ResNets (the models with a last-stage split)."""
+    resnet = setting.model.startswith("resnet")
+    if variant in CL_VARIANTS:
+        return resnet and method in CL_METHODS
+    return variant in VARIANTS and (method != "ccsam-last" or resnet)
+
+
+def cases(settings: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Every (setting, method, variant) cell of the per-step table."""
+    return [(k, m, v) for k in settings for m in METHODS for v in (*VARIANTS, *CL_VARIANTS)
+            if runs(SETTINGS[k], m, v)]
 
 
 def make_cell(key: str, method: str, variant: str, size: str, device: torch.device,
               channels_last: bool | None = None, shape: Shape | None = None) -> Cell:
-    """Build the cell; ``channels_last=None`` uses the variant's default (:func:`uses_channels_last`),
+    """Build the cell; ``channels_last=None`` uses the variant's layout (``+cl``: channels_last),
     ``shape=None`` the setting's shape at ``size``."""
     setting = SETTINGS[key]
     if shape is None:
         shape = setting.shapes[size]
     if channels_last is None:
-        channels_last = uses_channels_last(setting, variant)
+        channels_last = variant in CL_VARIANTS
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = copy.deepcopy(model_template(key, size)).to(device=device, memory_format=fmt).train()
     gen = torch.Generator().manual_seed(1)
@@ -279,7 +301,7 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
     criterion = LALoss(setting.counts, reduction="none").to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     hp: dict[str, Any] = {"lr": setting.lr, "momentum": 0.9, "weight_decay": setting.weight_decay}
-    impl = "reference" if variant == "reference" else "auto"
+    impl = "reference" if variant.startswith("reference") else "auto"
     common = {"rho": setting.rho, "impl": impl, **hp}
     counter = iter(range(1 << 62))
 
@@ -287,7 +309,7 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
         return labels[next(counter) % len(labels)]
 
     if method == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(params, fused=variant == "fast", **hp)
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, fused=variant.startswith("fast"), **hp)
 
         def step() -> None:
             y = next_labels()
@@ -295,12 +317,14 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
             criterion(model(x), y).mean().backward()
             opt.step()
             sync(device)
-    elif method == "ccsam":
-        opt = CCSAM(params, head=model.head, class_counts=setting.counts, beta=setting.ccsam_beta,
-                    criterion=criterion, **common)
+    elif method in ("ccsam", "ccsam-last"):
+        perturb = "head" if method == "ccsam" else "last"
+        split = ccsam_split(model, perturb)
+        opt = CCSAM(params, head=split.layers, perturb=perturb, class_counts=setting.counts,
+                    beta=setting.ccsam_beta, criterion=criterion, **common)
 
         def step() -> None:
-            opt.step(lambda: model.features(x), targets=next_labels())
+            opt.step(lambda: split.features(x), targets=next_labels())
             sync(device)
     else:
         if method == "sam":
@@ -320,7 +344,7 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
             sync(device)
 
     if method == "sgd":
-        impl_name = "torch.optim.SGD(fused=True)" if variant == "fast" else "torch.optim.SGD"
+        impl_name = "torch.optim.SGD(fused=True)" if variant.startswith("fast") else "torch.optim.SGD"
     else:
         impl_name = opt.impl
     info = {
@@ -336,6 +360,9 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
         "image_size": shape.image,
         "num_classes": setting.num_classes,
         "trainable_params": sum(p.numel() for p in params),
+        "perturbs": split.perturbs if method.startswith("ccsam") else None,
+        "perturbed_params": (sum(p.numel() for p in split.layers.parameters() if p.requires_grad)
+                             if method.startswith("ccsam") else None),
         "steps_per_epoch": setting.steps_per_epoch(shape.batch),
         "mean_classes_per_batch": statistics.fmean(len(torch.unique(y)) for y in labels),
     }

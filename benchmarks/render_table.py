@@ -5,9 +5,10 @@ Usage::
     python benchmarks/render_table.py RESULT.json [MORE.json ...] [-o TABLE.md]
 
 Tables: seconds per epoch (median step time x steps per epoch, data loading excluded) with the
-ratio to reference SAM in the same setting, one column per setting (the paper's shape); the
-interleaved ResNet-32 comparison; dispatched ATen ops per step; the optimizer-side
-micro-benchmark.  Then the targets of the benchmark issue, each marked met / not met.  Several
+ratio to reference SAM in the same setting *and the same memory layout*, one column per setting
+(the paper's shape): first the same-layout (NCHW) rows, then the channels_last rows, each
+labelled; the interleaved ResNet-32 comparison (both layouts); dispatched ATen ops per step; the
+optimizer-side micro-benchmark.  Then the targets of the benchmark issue, each marked met / not met.  Several
 JSON files (e.g. one per setting from ``gpu_check.sh``) are merged.
 
 One convention for every ratio: ``r x`` is a cost ratio, this path's time (or op count) divided
@@ -25,8 +26,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-METHODS = ("sgd", "sam", "imbsam", "ccsam", "focalsam")
-TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM", "focalsam": "Focal-SAM"}
+METHODS = ("sgd", "sam", "imbsam", "ccsam", "ccsam-last", "focalsam")
+TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM, head only",
+          "ccsam-last": "CC-SAM, last layers", "focalsam": "Focal-SAM"}
+CL_SUFFIX = "+cl"  # channels_last variants: reference+cl, fast+cl
 SETTING_ORDER = ("resnet32-cifar10lt", "resnet32-cifar100lt", "resnet50-imagenetlt", "resnet50-inat2018",
                  "clip-lift-imagenetlt", "clip-fft-imagenetlt")
 PAIRS = (("resnet32-cifar10lt", "resnet32-cifar100lt"), ("resnet50-imagenetlt", "resnet50-inat2018"))
@@ -39,8 +42,8 @@ SIZE_NOTES = {
 
 Row = dict[str, Any]
 
-RATIO_CAPTION = ("Ratios (`x`) are this path's time divided by the baseline's time in the same setting: "
-                 "below 1 is faster, above 1 slower.")
+RATIO_CAPTION = ("Ratios (`x`) are this path's time divided by the baseline's time in the same setting and "
+                 "the same memory layout: below 1 is faster, above 1 slower.")
 
 
 def load(paths: Iterable[Path]) -> list[Row]:
@@ -86,8 +89,20 @@ def environment_lines(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def row_label(method: str, variant: str) -> str:
+    """Row label: ``Focal-SAM (focalsam_fast)``, ``SAM (reference, channels_last)``,
+    ``SGD (torch.optim.SGD fused=True)``."""
+    base = variant.removesuffix(CL_SUFFIX)
+    if method == "sgd":
+        path = "torch.optim.SGD fused=True" if base == "fast" else "torch.optim.SGD"
+    else:
+        path = "reference" if base == "reference" else "focalsam_fast"
+    return f"{TITLES.get(method, method)} ({path}{', channels_last' if variant.endswith(CL_SUFFIX) else ''})"
+
+
 def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str], float]]:
-    """Per-epoch seconds and ratio to reference SAM; also returns ``(setting, method, variant) -> s``."""
+    """Per-epoch seconds and ratio to reference SAM of the same layout; also returns
+    ``(setting, method, variant) -> s``."""
     steps = [r for r in rows if r.get("kind") == "step"]
     settings = [s for s in SETTING_ORDER if any(r["setting"] == s for r in steps)]
     settings += sorted({r["setting"] for r in steps} - set(settings))
@@ -108,44 +123,64 @@ def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str
 
     lines.append(info_row("batch x image, steps/epoch",
                           lambda s, r: f"{r['batch']} x {r['image_size']}px, {r['steps_per_epoch']}"))
-    for method in METHODS:
-        for variant in ("reference", "fast"):
+    variants = [("reference", "fast"), ("reference" + CL_SUFFIX, "fast" + CL_SUFFIX)]
+    for pair in variants:
+        present = [(m, v) for m in METHODS for v in pair if any(k[1:] == (m, v) for k in cell)]
+        if pair[0].endswith(CL_SUFFIX) and present:
+            lines.append("| *channels_last (ratios to reference SAM, channels_last)* |"
+                         + " |" * len(settings))
+        for method, variant in present:
             vals = []
             for s in settings:
                 t = epoch.get((s, method, variant))
-                ref = epoch.get((s, "sam", "reference"))
+                ref = epoch.get((s, "sam", pair[0]))
                 if t is None:
                     vals.append("")
                 else:
                     vals.append(f"{fmt_s(t)} s ({ratio(t, ref)})" if ref else f"{fmt_s(t)} s")
-            label = f"{TITLES[method]} ({'reference' if variant == 'reference' else 'focalsam_fast'})"
-            lines.append(f"| {label} | " + " | ".join(vals) + " |")
+            lines.append(f"| {row_label(method, variant)} | " + " | ".join(vals) + " |")
+
+    def perturbed(s: str, _: Row) -> str:
+        parts = []
+        for m in ("ccsam", "ccsam-last"):
+            r = cell.get((s, m, "reference")) or cell.get((s, m, "fast"))
+            if r is not None and r.get("perturbs"):
+                parts.append(f"{r['perturbs']} ({r['perturbed_params'] / 1e6:.3g}M)")
+        return " / ".join(parts)
+
+    def classes(s: str, r: Row) -> str:
+        return f"{r['mean_classes_per_batch']:.1f}" if "mean_classes_per_batch" in r else ""
+
+    lines.append(info_row("CC-SAM perturbs (head only / last layers)", perturbed))
+    lines.append(info_row("classes per batch (mean)", classes))
 
     def fast_path(s: str, _: Row) -> str:
         r = cell.get((s, "focalsam", "fast"))
-        if r is None:
-            return ""
-        return f"impl={r['impl']}" + (", channels_last" if r["channels_last"] else "")
+        return "" if r is None else f"impl={r['impl']}"
 
     lines.append(info_row("focalsam_fast path", fast_path))
     return lines, epoch
 
 
 def interleaved_table(rows: Sequence[Row]) -> tuple[list[str], dict[str, float]]:
-    """The interleaved ResNet-32 comparison: median step, per epoch, ratio to reference SAM."""
+    """The interleaved ResNet-32 comparison: median step, per epoch, ratio to reference SAM in the
+    same memory layout."""
     inter = [r for r in rows if r.get("kind") == "interleaved"]
     if not inter:
         return [], {}
     r = inter[0]
     med = {e["label"]: e["median_s"] for e in r["interleaved"]}
-    ref = med.get("SAM reference")
+    base = {e["channels_last"]: e["median_s"] for e in r["interleaved"]
+            if e["method"] == "sam" and e["variant"] == "reference"}
     lines = [f"{r['setting_title']}, batch {r['batch']}, {r['image_size']}px, {r['steps_per_epoch']} "
              f"steps/epoch, {len(r['interleaved'][0]['times_s'])} interleaved rounds:", "",
-             "| path | impl | median step (s) | per epoch (s) | time / SAM reference |",
-             "|---|---|---:|---:|---:|"]
+             "| path | layout | impl | median step (s) | per epoch (s) | time / SAM reference, same layout |",
+             "|---|---|---|---:|---:|---:|"]
     for e in r["interleaved"]:
+        ref = base.get(e["channels_last"])
         cell = ratio(e["median_s"], ref) if ref else ""
-        lines.append(f"| {e['label']} | {e['impl']} | {e['median_s']:.4f} | "
+        layout = "channels_last" if e["channels_last"] else "NCHW"
+        lines.append(f"| {e['label']} | {layout} | {e['impl']} | {e['median_s']:.4f} | "
                      f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {cell} |")
     return lines, med
 
@@ -242,24 +277,24 @@ def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
             out.append(f"- {s}: fused Focal-SAM per epoch = {r:.2f}x reference SAM (target <= 1.33x: "
                        f"{mark(r <= 1.33)}); {fast / ref_focal:.2f}x reference Focal-SAM (target < 1: "
                        f"{mark(fast < ref_focal)})")
-    if inter.get("SAM reference"):
-        sam, focal = inter["SAM reference"], inter.get("Focal-SAM reference")
-        for label in ("Focal-SAM fast, channels_last", "Focal-SAM fast, NCHW"):
-            if label in inter and focal:
-                r = inter[label] / sam
-                out.append(f"- interleaved ResNet-32 CIFAR-10-LT, {label}: {r:.2f}x reference SAM "
-                           f"(<= 1.33x: {mark(r <= 1.33)}), {inter[label] / focal:.2f}x reference Focal-SAM "
-                           f"(< 1: {mark(inter[label] < focal)})")
-    for variant in ("reference", "fast"):
+    for suffix, layout in (("", "NCHW"), (", channels_last", "channels_last")):
+        sam, focal = inter.get("SAM reference" + suffix), inter.get("Focal-SAM reference" + suffix)
+        label = "Focal-SAM fast" + suffix
+        if sam and focal and label in inter:
+            r = inter[label] / sam
+            out.append(f"- interleaved ResNet-32 CIFAR-10-LT, {layout}: fused Focal-SAM {r:.2f}x reference "
+                       f"SAM (<= 1.33x: {mark(r <= 1.33)}), {inter[label] / focal:.2f}x reference Focal-SAM "
+                       f"(< 1: {mark(inter[label] < focal)})")
+    for method, variant in itertools.product(("ccsam", "ccsam-last"), ("reference", "fast")):
         for pair in PAIRS:
             ratios = []
             for s in pair:
-                cc, sam = epoch.get((s, "ccsam", variant)), epoch.get((s, "sam", "reference"))
+                cc, sam = epoch.get((s, method, variant)), epoch.get((s, "sam", "reference"))
                 if cc and sam:
                     ratios.append(cc / sam)
             if len(ratios) == 2:
                 grows = ratios[1] > ratios[0]
-                out.append(f"- CC-SAM ({variant}) ratio to reference SAM, {classes[pair[0]]} -> "
+                out.append(f"- {TITLES[method]} ({variant}) ratio to reference SAM, {classes[pair[0]]} -> "
                            f"{classes[pair[1]]} classes: {ratios[0]:.2f}x -> {ratios[1]:.2f}x "
                            f"(grows with classes: {mark(grows)})")
     for suffix, what in (("", "dispatched ops"), ("-compute", "kernel-running ops")):
@@ -287,10 +322,14 @@ def render(rows: Sequence[Row]) -> str:
     parts = ["## Environment", "", *environment_lines(rows), ""]
     step, epoch = step_table(rows)
     if step:
-        parts += ["## Seconds per epoch (time ratio to reference SAM)", "",
+        parts += ["## Seconds per epoch (time ratio to reference SAM, same layout)", "",
                   "Median step time x steps per epoch; data loading excluded; labels drawn from each "
-                  "data set's long-tailed training prior. In brackets: time / reference SAM's time in the "
-                  "same setting (below 1 is faster).", "", *step, ""]
+                  "data set's long-tailed training prior. Every cell of a column runs the same model on the "
+                  "same data; the first rows all run contiguous NCHW, the channels_last rows all run "
+                  "channels_last. In brackets: time / reference SAM's time in the same setting and the same "
+                  "layout (below 1 is faster). CC-SAM rows say what they perturb: the linear head only (the "
+                  "official code) or the last layers, one pass through them per class in the batch (the "
+                  "protocol of the paper's Table 1).", "", *step, ""]
     inter_lines, inter = interleaved_table(rows)
     if inter_lines:
         parts += ["## Interleaved ResNet-32 comparison", "", RATIO_CAPTION, "", *inter_lines, ""]

@@ -50,6 +50,43 @@ def test_bench_render_ratios_are_time_over_baseline() -> None:
     assert "faster than" not in text and "speed-up" not in text
 
 
+def test_bench_render_compares_like_with_like() -> None:
+    """channels_last rows divide by reference SAM in channels_last, never by the NCHW baseline; the
+    interleaved rows by reference SAM of their own layout; CC-SAM rows say what they perturb."""
+    rows = []
+    for method, variant, median, extra in (
+            ("sam", "reference", 0.5, {}), ("focalsam", "fast", 0.6, {}),
+            ("sam", "reference+cl", 0.4, {}), ("focalsam", "fast+cl", 0.5, {}),
+            ("sgd", "fast", 0.25, {}),
+            ("ccsam", "reference", 0.25, {"perturbs": "head", "perturbed_params": 650}),
+            ("ccsam-last", "reference", 1.5, {"perturbs": "layer3 + pool + head",
+                                              "perturbed_params": 150_000})):
+        rows.append(_bench(median, kind="step", setting="resnet32-cifar10lt", setting_title="R32",
+                           method=method, variant=variant, impl="cpp", channels_last=variant.endswith("+cl"),
+                           size="cpu", batch=64, image_size=32, steps_per_epoch=10, num_classes=10, **extra))
+    inter = [{"label": label, "method": m, "variant": v, "channels_last": cl, "impl": "cpp", "median_s": t,
+              "times_s": [t]} for label, m, v, cl, t in (
+                 ("SAM reference", "sam", "reference", False, 0.5),
+                 ("Focal-SAM fast", "focalsam", "fast", False, 0.6),
+                 ("SAM reference, channels_last", "sam", "reference", True, 0.4),
+                 ("Focal-SAM fast, channels_last", "focalsam", "fast", True, 0.5))]
+    rows.append(_bench(1.0, kind="interleaved", setting="resnet32-cifar10lt", setting_title="R32", size="cpu",
+                       batch=64, image_size=32, steps_per_epoch=10, num_classes=10, interleaved=inter))
+    text = render_table.render([{"name": b["name"], "median": b["stats"]["median"], **b["extra_info"]}
+                                for b in rows])
+    assert "| Focal-SAM (focalsam_fast) | 6 s (1.20x) |" in text
+    assert "| Focal-SAM (focalsam_fast, channels_last) | 5 s (1.25x) |" in text
+    assert "| SAM (reference, channels_last) | 4 s (1.00x) |" in text
+    assert "| SGD (torch.optim.SGD fused=True) | 2.5 s (0.50x) |" in text
+    assert "| CC-SAM, head only (reference) | 2.5 s (0.50x) |" in text
+    assert "| CC-SAM, last layers (reference) | 15 s (3.00x) |" in text
+    assert "head (0.00065M) / layer3 + pool + head (0.15M)" in text
+    assert "| Focal-SAM fast, channels_last | channels_last | cpp | 0.5000 | 5 | 1.25x |" in text
+    assert "| Focal-SAM fast | NCHW | cpp | 0.6000 | 6 | 1.20x |" in text
+    nchw = text.index("| Focal-SAM (focalsam_fast) |")
+    assert nchw < text.index("| SAM (reference, channels_last) |")  # same-layout rows first
+
+
 def test_bench_render_every_section_with_ratios_says_which() -> None:
     for text in (render_table.render(_rows()), (DOCS / "cpu-2core.md").read_text()):
         sections = re.split(r"^## ", text, flags=re.M)[1:]

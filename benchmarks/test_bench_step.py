@@ -1,13 +1,15 @@
 """Per-step timing of SGD, SAM, ImbSAM, CC-SAM and Focal-SAM in the paper's six settings.
 
-Each method runs (a) as the reference code does it (``impl='reference'``, contiguous NCHW,
-``torch.optim.SGD`` for-loop/foreach default) and (b) on focalsam_fast's fastest path
-(``impl='auto'``, ``channels_last`` for the ResNets, ``torch.optim.SGD(fused=True)`` for SGD).
-One benchmark group per setting; per-epoch time = median step time x steps per epoch (data
-loading excluded), rendered by ``benchmarks/render_table.py``.
+Each method runs (a) as the reference code does it (``impl='reference'``, ``torch.optim.SGD``
+for-loop/foreach default) and (b) on focalsam_fast's path (``impl='auto'``;
+``torch.optim.SGD(fused=True)`` for SGD), both on the same model, contiguous NCHW, same data.
+The ResNets' SAM and Focal-SAM also run both paths in ``channels_last`` (separate variants, the
+pair compared with each other only).  CC-SAM runs head-only and last-layers (see
+``benchmarks/common.py``).  One benchmark group per setting; per-epoch time = median step time x
+steps per epoch (data loading excluded), rendered by ``benchmarks/render_table.py``.
 
 ``test_interleaved_resnet32`` times the ResNet-32 CIFAR-10-LT target comparison round-robin
-(one step of each path per round), so load drift hits every path alike.
+(one step of each path per round, both layouts), so load drift hits every path alike.
 """
 
 from __future__ import annotations
@@ -18,18 +20,9 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks.common import (
-    METHODS,
-    ROUNDS,
-    SETTINGS,
-    VARIANTS,
-    benchmark_interleaved,
-    environment,
-    family,
-    make_cell,
-)
+from benchmarks.common import ROUNDS, SETTINGS, benchmark_interleaved, cases, environment, family, make_cell
 
-CASES = [(k, m, v) for k in SETTINGS for m in METHODS for v in VARIANTS]
+CASES = cases(list(SETTINGS))
 
 
 @pytest.mark.parametrize(("key", "method", "variant"), CASES, ids=["-".join(c) for c in CASES])
@@ -46,14 +39,18 @@ def test_step(benchmark: Any, size: str, device: torch.device, key: str, method:
     benchmark.pedantic(cell.step, rounds=rounds, warmup_rounds=warmup, iterations=1)
 
 
-# (label, method, variant, channels_last) of the interleaved ResNet-32 comparison
+# (label, method, variant, channels_last) of the interleaved ResNet-32 comparison: every path in
+# both layouts, each compared with reference SAM in its own layout
 INTERLEAVED = (
     ("SGD reference", "sgd", "reference", False),
     ("SAM reference", "sam", "reference", False),
+    ("SAM fast", "sam", "fast", False),
     ("Focal-SAM reference", "focalsam", "reference", False),
-    ("Focal-SAM fast, NCHW", "focalsam", "fast", False),
-    ("Focal-SAM fast, channels_last", "focalsam", "fast", True),
+    ("Focal-SAM fast", "focalsam", "fast", False),
+    ("SAM reference, channels_last", "sam", "reference", True),
     ("SAM fast, channels_last", "sam", "fast", True),
+    ("Focal-SAM reference, channels_last", "focalsam", "reference", True),
+    ("Focal-SAM fast, channels_last", "focalsam", "fast", True),
 )
 
 

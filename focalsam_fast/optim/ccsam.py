@@ -10,16 +10,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 from torch.optim import Optimizer
 
 from .._validation import as_class_counts, check_batch, check_classes, check_nonneg, check_per_sample
-from . import ccsam_linear
+from . import ccsam_layers, ccsam_linear
 from .base import Closure, StepOutput
 from .class_weighted import ClassWeightedSAM
 from .nonfinite import LOSS_EPS, LOSS_W
 
 Criterion = Callable[[Tensor, Tensor], Tensor]
+
+
+PERTURB_MODES = ("head", "last", "all")
 
 
 def _per_sample_ce(logits: Tensor, targets: Tensor) -> Tensor:
@@ -55,9 +57,18 @@ class CCSAM(ClassWeightedSAM):
     * ``perturb='all'`` (the paper's Eq. (2)-(3) form): every trainable parameter is perturbed;
       for each class the closure re-runs the whole forward at :math:`\theta + \epsilon_c` and the
       class term is back-propagated at once (1 + 2U backward passes for U classes).
+    * ``perturb='last'`` (the protocol the Focal-SAM paper timed in its Table 1: "perturbing
+      only the last few layers"): ``closure()`` returns the features of the part before the last
+      layers, computed once; ``head`` is the *last layers* module mapping them to logits (e.g.
+      the last stage, the pooling and the classifier), and every trainable parameter of it is
+      perturbed per class, with one backward (for :math:`g_c`) and one forward (at
+      :math:`\theta + \epsilon_c`) through those layers per class present (see
+      :mod:`.ccsam_layers`; never the closed form of ``'head'``).  Its cost grows with the
+      classes per batch; ``'head'`` with a linear head does not.
 
     Args:
-        head: the classifier module applied to the closure's features.
+        head: the module applied to the closure's output to give the logits: the classifier
+            (``'head'``, ``'all'``) or the last layers ending in it (``'last'``).
         class_counts: training counts ``n_c``.
         noise_ratio: :math:`\nu` (1e-6 in the released configs).  beta: :math:`\beta` (0.3 for
             CIFAR-10, 0.5 for CIFAR-100).
@@ -82,8 +93,8 @@ class CCSAM(ClassWeightedSAM):
         check_nonneg("noise_ratio", noise_ratio)
         if not 0.0 <= float(beta) <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta!r}")
-        if perturb not in ("head", "all"):
-            raise ValueError(f"perturb must be 'head' or 'all', got {perturb!r}")
+        if perturb not in PERTURB_MODES:
+            raise ValueError(f"perturb must be one of {', '.join(map(repr, PERTURB_MODES))}, got {perturb!r}")
         if param_norm not in ("tensor", "global"):
             raise ValueError(f"param_norm must be 'tensor' or 'global', got {param_norm!r}")
         if not isinstance(head, nn.Module):
@@ -96,23 +107,30 @@ class CCSAM(ClassWeightedSAM):
         self.class_counts = counts
 
     def _subset(self) -> list[tuple[str, Tensor]]:
-        if self.mode == "head":
+        if self.mode in ("head", "last"):
             return [(n, p) for n, p in self.head.named_parameters() if p.requires_grad]
         return [(str(i), p) for i, p in enumerate(
             p for g in self.param_groups for p in g["params"] if p.requires_grad)]
 
+    def theta_norms(self, params: Sequence[Tensor]) -> list[Tensor]:
+        """:math:`\\lVert\\theta^t\\rVert` of every subset tensor (one norm for all under
+        ``param_norm='global'``)."""
+        norms = [p.detach().norm() for p in params]
+        if self.param_norm == "global":
+            return [torch.linalg.vector_norm(torch.stack(norms))] * len(norms)
+        return norms
+
     def class_perturbation(self, grads: Sequence[Tensor], params: Sequence[Tensor],
-                           count: float) -> list[Tensor]:
-        """:math:`\\epsilon_c^t` for every tensor of the subset (see the class docstring)."""
+                           count: float, theta: Sequence[Tensor] | None = None) -> list[Tensor]:
+        """:math:`\\epsilon_c^t` for every tensor of the subset (see the class docstring); ``theta``:
+        :meth:`theta_norms` of ``params`` when already computed for this step."""
         k = sum(p.numel() for p in params)
         denom = math.sqrt(2.0) * max(count - 1.0, 1.0) ** 0.25 * k ** 0.25
-        if self.param_norm == "global":
-            global_norm = torch.linalg.vector_norm(torch.stack([p.detach().norm() for p in params]))
+        theta = self.theta_norms(params) if theta is None else theta
         eps = []
-        for g, p in zip(grads, params):
+        for g, t in zip(grads, theta):
             g_norm = g.norm()
-            theta = global_norm if self.param_norm == "global" else p.detach().norm()
-            r = self.noise_ratio * theta.sqrt() / g_norm.sqrt() / denom
+            r = self.noise_ratio * t.sqrt() / g_norm.sqrt() / denom
             e = r * math.sqrt(k) * g / g_norm
             eps.append(torch.where(g_norm > 0, e, torch.zeros_like(e)))
         return eps
@@ -176,7 +194,7 @@ class CCSAM(ClassWeightedSAM):
         subset = self._subset()
         if not subset:
             raise ValueError("CCSAM: the perturbed subset has no trainable parameter")
-        names, params = zip(*subset)
+        params = [p for _, p in subset]
         classes = torch.unique(targets).tolist()
         idx = {c: (targets == c).nonzero().flatten().to(logits.device) for c in classes}
         counts = self.class_counts.tolist()
@@ -188,21 +206,18 @@ class CCSAM(ClassWeightedSAM):
                 self.head, feats, delta, idx[c], functools.partial(scale, counts[c])), targets[idx[c]])
                 for c in classes]
             return self._finish_head(clean, pert, b, losses, logits)
+        if self.mode in ("head", "last"):
+            theta = self.theta_norms(params)
+            pert = ccsam_layers.perturbed_losses(
+                self.head, feats, targets, losses, subset, idx, counts,
+                lambda grads, count: self.class_perturbation(grads, params, count, theta), self._losses)
+            return self._finish_head(clean, pert, b, losses, logits)
         class_grads = {
             c: [torch.zeros_like(p) if g is None else g for g, p in zip(
                 torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True,
                                     allow_unused=True), params)]
             for c in classes
         }
-        if self.mode == "head":
-            pert = []
-            for c in classes:
-                with torch.no_grad():
-                    eps = self.class_perturbation(class_grads[c], params, counts[c])
-                moved = {n: p + e for n, p, e in zip(names, params, eps)}
-                out = functional_call(self.head, moved, (feats[idx[c]],))
-                pert.append(self._losses(out, targets[idx[c]]))
-            return self._finish_head(clean, pert, b, losses, logits)
         self._backward(clean)
         for c in classes:
             with torch.no_grad():
