@@ -33,6 +33,7 @@ IMPLS = ("reference", "foreach", "cpp", "cuda", "triton")
 AUTO_ORDER = {"cuda": ("cuda", "triton", "foreach"), "cpu": ("cpp", "reference")}
 FUSED = ("cpp", "cuda", "triton")
 FALLBACK = {"cuda": "foreach", "cpu": "reference"}
+UNIVERSAL = "reference"  # runs any parameter list (sparse, any dtype or layout) on any device
 FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _MODULES = {
     "reference": ".reference",

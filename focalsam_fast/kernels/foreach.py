@@ -14,9 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ._fused import OFFICIAL, add_grads, fuses_update, keep_grads, storage_swap
 from .reference import NORM_EPS, acc_dtype, focal_loss
 
-__all__ = ["focal_loss", "is_available", "perturb", "sgd_step", "sq_norm"]
+__all__ = ["OFFICIAL", "add_grads", "focal_loss", "fuses_update", "is_available", "keep_grads", "perturb",
+           "perturb_params", "sgd_step", "sq_norm"]
 
 
 def is_available(device: torch.device) -> tuple[bool, str]:
@@ -44,7 +46,8 @@ def perturb(
     adaptive: bool = False,
     inv_scale: float | Tensor = 1.0,
 ) -> None:
-    """``out = p + s * (p^2) * g``, see :func:`reference.perturb`."""
+    """``out = p + (p * p) * (g * s)``, see :func:`reference.perturb` (same rounding order: in the
+    accumulation dtype, rounded once to ``out``'s dtype)."""
     if not params:
         return
     dt = acc_dtype(params[0].dtype)
@@ -55,16 +58,11 @@ def perturb(
         return
     inv = torch.as_tensor(inv_scale, dtype=dt, device=dev)
     scale = torch.as_tensor(rho, dtype=dt, device=dev) / (n * inv + NORM_EPS) * inv
-    p_list, g_list = list(params), list(grads)
-    if params[0].dtype != dt:
-        scale = scale.to(params[0].dtype)
-    if adaptive:  # (p^2 * g) * scale, the reference's rounding order
-        e = torch._foreach_mul(p_list, p_list)
-        torch._foreach_mul_(e, g_list)
-        torch._foreach_mul_(e, scale)
-    else:
-        e = torch._foreach_mul(g_list, scale)
-    torch._foreach_add_(e, p_list)
+    p_acc = list(params) if params[0].dtype == dt else [p.to(dt) for p in params]
+    e = torch._foreach_mul(list(grads) if grads[0].dtype == dt else [g.to(dt) for g in grads], scale)
+    if adaptive:
+        torch._foreach_mul_(e, torch._foreach_mul(p_acc, p_acc))
+    torch._foreach_add_(e, p_acc)
     torch._foreach_copy_(list(out), e)
 
 
@@ -104,3 +102,6 @@ def sgd_step(
         torch._foreach_sub_(p_list, torch._foreach_mul(g, lr))
     else:
         torch._foreach_add_(p_list, g, alpha=-lr)
+
+
+perturb_params = storage_swap(perturb)

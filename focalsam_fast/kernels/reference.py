@@ -1,9 +1,10 @@
 """Reference implementation of the SAM-family multi-tensor passes: the executable spec.
 
-Every other implementation (``foreach``, ``cpp``, ``cuda``, ``triton``) exposes the same four
-functions with the same semantics and is tested against this module.  The loops below follow
-the official Focal-SAM / SAM code (one small op per tensor), so they also serve as the baseline
-that the benchmarks time.
+Every other implementation (``foreach``, ``cpp``, ``cuda``, ``triton``) provides the same interface
+(:class:`~focalsam_fast.kernels.interface.KernelModule`) with the same semantics and is tested
+against this module.  The loops below follow the official Focal-SAM / SAM code (one small op per
+tensor), so they also serve as the baseline that the benchmarks time; the optimizer-side passes at
+the end are the official code's own (clones, per-tensor adds, the base optimizer's step).
 
 Conventions shared by all implementations:
 
@@ -11,10 +12,12 @@ Conventions shared by all implementations:
   float64 for float64 inputs) on the device of the first tensor.
 * ``perturb`` never modifies ``params``; it writes ``w + eps`` into ``out`` so the caller can swap
   storages (restore is then a bit-exact swap back).
-* ``scale = rho / (norm * inv_scale + 1e-12) * inv_scale`` is computed in the accumulation dtype;
-  ``inv_scale`` is 1 / GradScaler scale (1.0 without AMP), so ``eps`` does not depend on the
-  loss scale.  A non-finite ``norm`` gives ``eps = 0`` (``out = params`` exactly), so an overflowed
-  gradient never moves the weights before the step is skipped.
+* ``scale = rho / (norm * inv_scale + 1e-12) * inv_scale`` is computed in the accumulation dtype
+  and ``out = p + (p * p) * (g * scale)`` (adaptive; else ``p + g * scale``) in it, each operation
+  rounded in turn, then once to the parameters' dtype: the one order of every implementation
+  (docs/spec.md §3).  ``inv_scale`` is 1 / GradScaler scale (1.0 without AMP), so ``eps`` does
+  not depend on the loss scale.  A non-finite ``norm`` gives ``eps = 0`` (``out = params``
+  exactly), so an overflowed gradient never moves the weights before the step is skipped.
 * ``sgd_step`` takes an optional device flag ``found_inf`` (one float32 element): when it is
   non-zero nothing is written, as in ATen's fused optimizers.  The native and Triton kernels read
   it on the device (no host sync); this reference reads it on the host.
@@ -24,10 +27,12 @@ Conventions shared by all implementations:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
 NORM_EPS = 1e-12
 
@@ -63,24 +68,32 @@ def perturb(
     adaptive: bool = False,
     inv_scale: float | Tensor = 1.0,
 ) -> None:
-    r"""``out_t = p_t + s * (p_t^2 if adaptive else 1) * g_t`` with
-    :math:`s = \rho\,\iota / (\lVert h \rVert \iota + 10^{-12})`, :math:`\iota` = ``inv_scale``;
-    ``out_t = p_t`` when the norm is not finite."""
+    r"""``out_t = p_t + (p_t^2 if adaptive) * (g_t * s)`` with
+    :math:`s = \rho / (\lVert h \rVert \iota + 10^{-12})\, \iota`, :math:`\iota` = ``inv_scale``, in the
+    accumulation dtype and rounded once to ``out``'s dtype; ``out_t = p_t`` when the norm is not
+    finite.  This rounding order is the one of every implementation (``csrc/common/formulas.h``)."""
     if not params:
         return
-    dt = acc_dtype(params[0].dtype)
-    n = torch.as_tensor(norm, dtype=dt, device=params[0].device)
+    n = torch.as_tensor(norm, dtype=acc_dtype(params[0].dtype), device=params[0].device)
     if not bool(torch.isfinite(n)):
         for p, o in zip(params, out):
             o.copy_(p)
         return
-    inv = torch.as_tensor(inv_scale, dtype=dt, device=params[0].device)
-    scale = torch.as_tensor(rho, dtype=dt, device=params[0].device) / (n * inv + NORM_EPS) * inv
+    _write_perturbed(params, grads, out, n, rho, adaptive, inv_scale)
+
+
+def _write_perturbed(params: Sequence[Tensor], grads: Sequence[Tensor], out: Sequence[Tensor], norm: Tensor,
+                     rho: float | Tensor, adaptive: bool, inv_scale: float | Tensor) -> None:
+    """The per-element pass of :func:`perturb` (``out`` may be ``params``: per tensor, read then write)."""
+    dt = acc_dtype(params[0].dtype)
+    dev = params[0].device
+    inv = torch.as_tensor(inv_scale, dtype=dt, device=dev)
+    scale = torch.as_tensor(rho, dtype=dt, device=dev) / (norm.to(dt) * inv + NORM_EPS) * inv
     for p, g, o in zip(params, grads, out):
         e = g.to(dt) * scale
         if adaptive:
             e = p.to(dt).pow(2) * e
-        o.copy_(p.to(dt) + e)
+        torch.add(p, e, out=o)  # in the accumulation dtype, rounded once to o's
 
 
 def sgd_step(
@@ -193,3 +206,36 @@ def focal_loss(
 def is_available(device: torch.device) -> tuple[bool, str]:
     """Always available: plain PyTorch ops on any device."""
     return True, ""
+
+
+# ----------------------------------------------------------------------------- optimizer side
+OFFICIAL = True
+
+
+def keep_grads(grads: Sequence[Tensor]) -> list[Tensor]:
+    """Clones, as the official code keeps ``g2``."""
+    return [g.clone() for g in grads]
+
+
+def perturb_params(params: Sequence[Tensor], grads: Sequence[Tensor], norm: Tensor, rho: float | Tensor,
+                   adaptive: bool, inv_scale: float | Tensor, spares: dict[Tensor, tuple[Tensor, Tensor]],
+                   norm_finite: Callable[[], bool]) -> list[Tensor]:
+    """The official perturbation: a clone of :math:`w`, then :math:`w + \\epsilon` written into ``p``
+    per tensor (the formula of :func:`perturb`; ``spares`` is not used).  ``p`` stays at :math:`w`
+    when ``norm_finite()`` is False, which reads the norm on the host once per step, and only in a
+    step that guards against non-finite values (checks or AMP)."""
+    saved = [p.detach().clone() for p in params]
+    if params and norm_finite():
+        _write_perturbed(params, grads, params, norm, rho, adaptive, inv_scale)
+    return saved
+
+
+def add_grads(grads: Sequence[Tensor], grads2: Sequence[Tensor]) -> None:
+    """``g.add_(g2)`` per tensor, as the official code."""
+    for g, g2 in zip(grads, grads2):
+        g.add_(g2)
+
+
+def fuses_update(base_optimizer: Optimizer, group: dict[str, Any]) -> bool:
+    """Never: the official code steps with the base optimizer itself."""
+    return False

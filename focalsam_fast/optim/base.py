@@ -11,13 +11,16 @@ The three primitive stages below are the whole optimizer side of every method:
 * :meth:`SAMBase.restore_and_update` restores :math:`w` exactly, sets
   :math:`g = g_{now} + g2` and runs the base optimizer.
 
-``impl='reference'`` runs them as the official code does (clone, per-tensor ops, base optimizer
-step); the other implementations run the fused multi-tensor kernels of
-:mod:`focalsam_fast.kernels` (storage swap instead of clone, one combined SGD pass).
+Every implementation is called the same way, through the optimizer-side passes of
+:class:`focalsam_fast.kernels.interface.KernelModule`: ``impl='reference'`` runs them as the
+official code does (clone, per-tensor ops, base optimizer step); the other implementations run the
+fused multi-tensor kernels of :mod:`focalsam_fast.kernels` (storage swap instead of clone, one
+combined SGD pass).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -145,9 +148,9 @@ class SAMBase(Optimizer):
         if self._impl_request != "auto":
             raise ValueError(f"impl={name!r} cannot run param group {index}: {why}. Use impl='auto' "
                              "(falls back per group) or make the parameters dense.")
-        fallback = kernels.FALLBACK.get(dev.type, "reference")
+        fallback = kernels.FALLBACK.get(dev.type, kernels.UNIVERSAL)
         if kernels.unsupported(fallback, params) is not None:
-            fallback = "reference"
+            fallback = kernels.UNIVERSAL
         self.impl_fallbacks[index] = f"{fallback} ({why})"
         return fallback
 
@@ -164,20 +167,23 @@ class SAMBase(Optimizer):
         return names[0] if len(names) == 1 else ",".join(self._group_impls)
 
     def _ops(self, index: int) -> ModuleType:
+        """The implementation module of group ``index`` (see :class:`kernels.interface.KernelModule`)."""
         self._refresh_impls()
-        return kernels.get_ops(self._group_impls[index], self.param_groups[index]["params"][0].device)
+        params = self.param_groups[index]["params"]
+        return kernels.get_ops(self._group_impls[index], params[0].device if params else torch.device("cpu"))
 
     def _grads_for(self, index: int, ps: list[Tensor], grads: list[Tensor] | None = None) -> list[Tensor]:
         """The gradients of ``ps`` (``.grad`` unless given); a sparse one moves the group to
         ``reference`` (or raises)."""
         grads = [p.grad for p in ps] if grads is None else grads
         name = self._group_impls[index]
-        if name != "reference" and any(g.layout != torch.strided for g in grads):
-            why = kernels.unsupported(name, grads, "gradient")
+        sparse = any(g.layout != torch.strided for g in grads)
+        why = kernels.unsupported(name, grads, "gradient") if sparse else None
+        if why is not None:
             if self._impl_request != "auto":
                 raise ValueError(f"impl={name!r} cannot run param group {index}: {why}")
-            self._group_impls[index] = "reference"
-            self.impl_fallbacks[index] = f"reference ({why})"
+            self._group_impls[index] = kernels.UNIVERSAL
+            self.impl_fallbacks[index] = f"{kernels.UNIVERSAL} ({why})"
         return grads
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -245,8 +251,9 @@ class SAMBase(Optimizer):
         """Keep the current gradient of every parameter (or the given ``{param: grad}``) as
         ``g2`` and clear ``.grad``.
 
-        Reference: a clone (as the official code).  Fused paths move the tensor itself into
-        the state (zero bytes copied); the next backward allocates a fresh ``.grad``.
+        What is kept is the implementation's ``keep_grads``: a clone on ``reference`` (as the
+        official code), the tensor itself on the fused paths (zero bytes copied; the next backward
+        allocates a fresh ``.grad``).
         """
         for i, group in enumerate(self.param_groups):
             if grads is None:
@@ -259,9 +266,8 @@ class SAMBase(Optimizer):
                 continue
             if self._checking:
                 self._flags.note(GRAD_KEPT, self._ops(i).sq_norm(gs))
-            copy = self._group_impls[i] == "reference"
-            for p, g in zip(ps, gs):
-                self.state[p]["stash"] = g.clone() if copy else g
+            for p, g in zip(ps, self._ops(i).keep_grads(gs)):
+                self.state[p]["stash"] = g
                 p.grad = None
 
     def _keep_gradient(self, objective: Tensor) -> None:
@@ -330,47 +336,19 @@ class SAMBase(Optimizer):
         guarded = self._checking or self._amp
         if guarded:
             self._flags.note(GRAD_EPS, norm)
-        # the reference's non-finite rule reads the norm on the host, once, and only where a
-        # non-finite step is caught (checks or AMP); unguarded it runs as the official code
-        keep_w = guarded and "reference" in self._group_impls and not bool(torch.isfinite(norm))
+        # asked only by passes that keep w on the host (reference): one read per step, and only
+        # where a non-finite step is caught (checks or AMP); unguarded they run as the official code
+        finite = functools.cache(lambda: not guarded or bool(torch.isfinite(norm)))
         for i, group in enumerate(self.param_groups):
             ps = self._grad_params(group)
             if not ps:
                 continue
-            grads = [p.grad for p in ps]
-            if self._group_impls[i] == "reference":
-                self._perturb_reference(ps, grads, norm, group, inv_scale, keep_w)
-            else:
-                pairs = [self._double_buffer(p) for p in ps]
-                out = [b for _, b in pairs]
-                self._ops(i).perturb(ps, grads, out, norm, group["rho"], group["adaptive"], inv_scale)
-                for p, (a, b) in zip(ps, pairs):
-                    self.state[p]["saved"] = a
-                    p.data = b
-            for p in ps:
+            saved = self._ops(i).perturb_params(ps, [p.grad for p in ps], norm, group["rho"],
+                                                group["adaptive"], inv_scale, self._buffers, finite)
+            for p, w in zip(ps, saved):
+                self.state[p]["saved"] = w
                 p.grad = None
         self._perturbed = True
-
-    def _perturb_reference(self, ps: list[Tensor], grads: list[Tensor], norm: Tensor,
-                           group: dict[str, Any], inv_scale: float | Tensor, keep_w: bool) -> None:
-        """The official per-tensor perturbation (clone of w, then ``p.add_(e_w)``; with
-        ``keep_w`` only the clone: eps = 0 for a non-finite norm)."""
-        # fp32 scale for 16-bit params (docs/spec.md §2 Decision: no underflow of the guard)
-        scale = group["rho"] * inv_scale / (norm * inv_scale + kernels.reference.NORM_EPS)
-        for p, g in zip(ps, grads):
-            self.state[p]["saved"] = p.data.clone()
-            if not keep_w:
-                e_w = (torch.pow(p, 2) if group["adaptive"] else 1.0) * g * scale.to(
-                    kernels.reference.acc_dtype(p.dtype))
-                p.add_(e_w)
-
-    def _double_buffer(self, p: Tensor) -> tuple[Tensor, Tensor]:
-        """``(w storage, spare storage)`` of ``p`` for the storage swap, made once and reused
-        (no allocation and no dispatched op per step); re-made if ``p`` got new storage."""
-        pair = self._buffers.get(p)
-        if pair is None or pair[0].data_ptr() != p.data_ptr() or pair[0].shape != p.shape:
-            pair = self._buffers[p] = (p.detach(), torch.empty_like(p))
-        return pair
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -384,11 +362,13 @@ class SAMBase(Optimizer):
         self._perturbed = False
 
     def _fused_sgd(self, i: int, group: dict[str, Any]) -> bool:
-        return (
-            type(self.base_optimizer) is torch.optim.SGD
-            and self._group_impls[i] != "reference"
-            and not group.get("differentiable", False)
-        )
+        return self._ops(i).fuses_update(self.base_optimizer, group)
+
+    @property
+    def _official_passes(self) -> bool:
+        """Whether some param group runs the official per-tensor passes (the implementation's
+        ``OFFICIAL``, i.e. ``reference``)."""
+        return any(self._ops(i).OFFICIAL for i in range(len(self.param_groups)))
 
     def _update_params(self, group: dict[str, Any]) -> list[Tensor]:
         return [p for p in group["params"] if p.grad is not None or "stash" in self.state.get(p, {})]
@@ -456,9 +436,9 @@ class SAMBase(Optimizer):
         return torch.device("cpu")
 
     def _combine(self, i: int, ps: list[Tensor]) -> None:
-        """``grad <- grad + stash`` for the base optimizer's own step: one multi-tensor add
-        (``torch._foreach_add_``) on the fused paths, the official per-tensor add on ``reference``;
-        a parameter with only one of the two gradients keeps that one."""
+        """``grad <- grad + stash`` for the base optimizer's own step, by the implementation's
+        ``add_grads`` (one multi-tensor add on the fused paths, the official per-tensor add on
+        ``reference``); a parameter with only one of the two gradients keeps that one."""
         both: tuple[list[Tensor], list[Tensor]] = ([], [])
         for p in ps:
             stash = self.state[p].pop("stash", None)
@@ -469,11 +449,7 @@ class SAMBase(Optimizer):
             else:
                 both[0].append(p.grad)
                 both[1].append(stash)
-        if self._group_impls[i] == "reference":
-            for g, stash in zip(*both):
-                g.add_(stash)
-        elif both[0]:
-            torch._foreach_add_(*both)
+        self._ops(i).add_grads(*both)
 
     def _sgd_group(self, i: int, group: dict[str, Any], ps: list[Tensor], found_inf: Tensor | None) -> None:
         """One fused pass: ``g = grad + stash`` and the exact ``torch.optim.SGD`` update, skipped

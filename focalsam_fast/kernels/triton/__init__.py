@@ -19,12 +19,16 @@ except ImportError as exc:  # the dispatcher records this message as the reason
 import torch
 from triton.runtime.interpreter import InterpretedFunction
 
+from .._fused import OFFICIAL, add_grads, fuses_update, keep_grads, storage_swap
 from .loss import focal_loss
 from .norm import _sum_kernel, sq_norm
 from .perturb import perturb
 from .sgd import sgd_step
 
-__all__ = ["INTERPRETED", "focal_loss", "is_available", "perturb", "sgd_step", "sq_norm"]
+__all__ = ["INTERPRETED", "OFFICIAL", "add_grads", "focal_loss", "fuses_update", "is_available", "keep_grads",
+           "perturb", "perturb_params", "sgd_step", "sq_norm"]
+
+perturb_params = storage_swap(perturb)
 
 INTERPRETED: bool = isinstance(_sum_kernel, InterpretedFunction)
 """Whether the kernels were decorated under ``TRITON_INTERPRET=1`` (CPU interpreter)."""

@@ -2,14 +2,16 @@ r"""Multi-tensor SAM perturbation: ``perturb``.
 
 .. math::
     s = \frac{\rho}{\lVert h \rVert\,\iota + 10^{-12}}\,\iota, \qquad
-    \text{out}_t = \begin{cases} p_t + s\,(p_t^2 \text{ if adaptive else } 1)\,g_t
+    \text{out}_t = \begin{cases} p_t + (p_t^2 \text{ if adaptive else } 1)\,(g_t\,s)
         & \lVert h \rVert \text{ finite} \\ p_t & \text{otherwise (NaN or } \pm\infty) \end{cases}
 
 with :math:`\iota` = ``inv_scale`` (1 / GradScaler scale).  ``s`` and the finiteness test are
 computed inside the kernel from the device tensors ``norm``, ``rho`` and ``inv_scale`` (floats become
 cached device scalars), so no host sync; ``params`` are never written, ``out`` receives
 :math:`w + \varepsilon`.  A non-finite norm (an overflowed AMP gradient) selects ``p`` itself, not
-``p + 0 g``, which would be NaN where ``g`` is infinite.
+``p + 0 g``, which would be NaN where ``g`` is infinite.  Each operation rounds on its own, in the
+order of :func:`reference.perturb` (``csrc/common/formulas.h``; the launch disables Triton's
+multiply-add contraction, ``enable_fp_fusion=False``), so the result is bit-identical to it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def perturb(
     adaptive: bool = False,
     inv_scale: float | Tensor = 1.0,
 ) -> None:
-    """``out = p + s * (p^2) * g`` in one launch per dtype group, see :func:`reference.perturb`."""
+    """``out = p + (p * p) * (g * s)`` in one launch per dtype group, see :func:`reference.perturb`."""
     if not params:
         return
     acc = acc_dtype(params[0].dtype)
@@ -84,5 +86,5 @@ def perturb(
             _perturb_kernel[(g.n_chunks,)](
                 g.layout, g.addrs, g.n_tensors, norm_t, rho_t, inv_t,
                 EPS=NORM_EPS, P_DT=g.dtypes[0], G_DT=g.dtypes[1], O_DT=g.dtypes[2], ACC=tl_dtype(acc),
-                ADAPTIVE=adaptive, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
+                ADAPTIVE=adaptive, ALIGN=g.align, BLOCK=pl.block, num_warps=8, enable_fp_fusion=False,
             )

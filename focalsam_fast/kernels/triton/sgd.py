@@ -8,9 +8,14 @@ One pass per chunk reads :math:`p, g^{(1)}, g^{(2)}, b` and writes :math:`b, p`:
     g &\leftarrow g + \mu b \text{ (nesterov) else } b \quad(\text{only if } \mu \ne 0) \\
     p &\leftarrow p - \eta g
 
-in the same operation order as ``torch.optim.SGD`` (fp32 for fp16/bf16 tensors, rounded once on
-store, as ATen's fused SGD does).  ``lr``, ``wd``, ``mu`` and ``1 - tau`` are device scalars in the
-accumulation dtype, so a tensor ``lr`` (schedules, CUDA graphs) needs no host sync.
+in the operation order of :func:`reference.sgd_step` (``csrc/common/formulas.h``): every
+``add(..., alpha=a)`` of the reference is one fused multiply-add ``tl.fma`` as ATen's vectorised
+``add`` computes it, every other operation rounds on its own (the launches disable Triton's
+multiply-add contraction, ``enable_fp_fusion=False``), and ``g1 + g2`` is rounded to the gradients'
+dtype.  fp16/bf16 tensors are updated in fp32 and rounded once on store, as ATen's fused SGD does.
+(Triton's CPU interpreter evaluates ``tl.fma`` with two roundings: numpy has no fused multiply-add.)
+``lr``, ``wd``, ``mu`` and ``1 - tau`` are device scalars in the accumulation dtype, so a tensor
+``lr`` (schedules, CUDA graphs) needs no host sync.
 
 ``found_inf`` (GradScaler's overflow flag, a one-element float32 device tensor) is read by every
 program; when it is non-zero the program writes nothing, so a skipped AMP step leaves ``p`` and
@@ -34,29 +39,33 @@ from .multi_tensor import device_scalar, plan, tl_dtype
 @triton.jit
 def _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC: tl.constexpr,
                HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
-               NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, MASKED: tl.constexpr):
+               NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, LR_TENSOR: tl.constexpr, MASKED: tl.constexpr):
     mask = (offs < count) if MASKED else None
     other = 0.0 if MASKED else None
     p = tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)
     g = tl.load(g_ptr + offs, mask=mask, other=other).to(ACC)
     if HAS_G2:
-        g = g + tl.load(g2_ptr + offs, mask=mask, other=other).to(ACC)
+        g = (g + tl.load(g2_ptr + offs, mask=mask, other=other).to(ACC)).to(g_ptr.dtype.element_ty).to(ACC)
     if MAXIMIZE:
         g = -g
     if HAS_WD:
-        g = g + wd * p
+        g = tl.fma(wd, p, g)
     if HAS_MOM:
         if FIRST:
             b = g
         else:
-            b = mom * tl.load(b_ptr + offs, mask=mask, other=other).to(ACC) + damp1 * g
+            b = tl.fma(damp1, g, tl.load(b_ptr + offs, mask=mask, other=other).to(ACC) * mom)
         b = b.to(b_ptr.dtype.element_ty)
         tl.store(b_ptr + offs, b, mask=mask)
         if NESTEROV:
-            g = g + mom * b.to(ACC)
+            g = tl.fma(mom, b.to(ACC), g)
         else:
             g = b.to(ACC)
-    tl.store(p_ptr + offs, (p - lr * g).to(p_ptr.dtype.element_ty), mask=mask)
+    if LR_TENSOR:  # reference: p.sub_(g * lr)
+        p = p - g * lr
+    else:  # reference: p.add_(g, alpha=-lr)
+        p = tl.fma(-lr, g, p)
+    tl.store(p_ptr + offs, p.to(p_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -64,7 +73,7 @@ def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, fo
                 HAS_FOUND_INF: tl.constexpr, P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr,
                 B_DT: tl.constexpr, ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr,
                 HAS_MOM: tl.constexpr, FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
-                B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+                LR_TENSOR: tl.constexpr, B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
     """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers].
     Nothing is written when ``HAS_FOUND_INF`` and ``found_inf[0] != 0``."""
     run = True
@@ -72,15 +81,15 @@ def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, fo
         run = tl.load(found_inf) == 0
     if run:
         _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT, G_DT, G2_DT, B_DT,
-                     ACC, HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, B_LIST, ALIGN, BLOCK)
+                     ACC, HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, B_LIST, ALIGN, BLOCK)
 
 
 @triton.jit
 def _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT: tl.constexpr,
                  G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr, ACC: tl.constexpr,
                  HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
-                 NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, B_LIST: tl.constexpr, ALIGN: tl.constexpr,
-                 BLOCK: tl.constexpr):
+                 NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, LR_TENSOR: tl.constexpr,
+                 B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
@@ -101,10 +110,10 @@ def _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P
     offs = tl.arange(0, BLOCK)
     if count == BLOCK:
         _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
-                   FIRST, NESTEROV, MAXIMIZE, False)
+                   FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, False)
     else:
         _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
-                   FIRST, NESTEROV, MAXIMIZE, True)
+                   FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, True)
 
 
 def sgd_step(
@@ -148,7 +157,8 @@ def sgd_step(
                 P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
                 B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
                 HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
-                B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block, num_warps=8,
+                LR_TENSOR=isinstance(lr, Tensor), B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block,
+                num_warps=8, enable_fp_fusion=False,
             )
 
 
