@@ -50,13 +50,20 @@ def tiny_data(seed: int) -> LongTailedData:
     return LongTailedData(train, test, COUNTS, NAMES, thresholds_for("cifar10_lt", 100))
 
 
-def run_tiny(tmp_path: Path, seed: int, init_scale: float | None = None, **overrides: Any) -> Trainer:
+def make_tiny(tmp_path: Path, seed: int, out: str = "run", resume: Path | None = None,
+              **overrides: Any) -> Trainer:
+    """The Trainer of a tiny CLIP run in ``tmp_path / out`` (not started)."""
     weights = tmp_path / "ViT-B-16.pt"
     weights.write_bytes(b"unused: the tiny model has random weights")
     cfg = TrainConfig(**{"model": "clip_vit_b16_lift", "dataset": "cifar10_lt", "data_root": str(tmp_path),
                          "clip_weights": str(weights), "epochs": 1, "batch_size": 8, "max_steps": 2,
                          "lr": 0.01, **overrides})
-    trainer = Trainer(cfg, tmp_path / "run", data=tiny_data(seed), log=lambda msg: None, progress=False)
+    return Trainer(cfg, tmp_path / out, resume=resume, data=tiny_data(seed), log=lambda msg: None,
+                   progress=False)
+
+
+def run_tiny(tmp_path: Path, seed: int, init_scale: float | None = None, **overrides: Any) -> Trainer:
+    trainer = make_tiny(tmp_path, seed, **overrides)
     if init_scale is not None:
         trainer.scaler = torch.amp.GradScaler(trainer.device.type, init_scale=init_scale)
     trainer.run()
@@ -197,3 +204,31 @@ def test_precision_fp16_checkpoint_evaluates_in_fp16(tiny_clip: None, tmp_path: 
     loader = engine.make_loader(trainer.data.test, trainer.cfg, False, None, torch.device("cpu"))
     result = evaluate(model, loader, 10, trainer.data.groups, torch.device("cpu"), "none", False)
     assert result.overall == trainer.history[-1]["test_overall"]
+
+
+def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An fp16 run interrupted after epoch 1 and resumed ends bit-identical to the uninterrupted one
+    (fp16 weights and momentum restored as they were saved)."""
+    settings = dict(prec="fp16", epochs=2, max_steps=None, max_steps_per_epoch=2)
+    make_tiny(tmp_path, seed, "a", **settings).run()
+    first = make_tiny(tmp_path, seed, "b", **settings)
+    original = Trainer.train_epoch
+
+    def interrupted(self: Trainer, epoch: int, *args: object) -> dict[str, float]:
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    make_tiny(tmp_path, seed, "b", resume=tmp_path / "b" / "last.pt", **settings).run()
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["global_step"] == b["global_step"] == 4
+    for name, tensor in a["model"].items():
+        assert tensor.dtype == b["model"][name].dtype and torch.equal(tensor, b["model"][name]), name
+    bufs = [(s["momentum_buffer"], b["optimizer"]["base_optimizer"]["state"][k]["momentum_buffer"])
+            for k, s in a["optimizer"]["base_optimizer"]["state"].items() if "momentum_buffer" in s]
+    assert bufs and all(x.dtype == torch.float16 and torch.equal(x, y) for x, y in bufs)
