@@ -43,8 +43,9 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         lambda c: c.method == "imbsam"),
     Assumption(
         "imbsam-threshold", ("tail_threshold",), "--method imbsam",
-        "ImbSAM's tail set is the data set's tail group (n < 200 on CIFAR-10-LT IR 100, n < 20 on the "
-        "others); the official default 20 would leave CIFAR-10-LT without a tail class",
+        "ImbSAM's tail set is the run's tail group (n < TAIL of the group thresholds: 200 on CIFAR-10-LT "
+        "IR 100, 20 on CIFAR-100-LT IR 100, ImageNet-LT and iNaturalist); the official default 20 would "
+        "leave CIFAR-10-LT without a tail class",
         lambda c: c.method == "imbsam" and c.tail_threshold is None),
     Assumption(
         "other-loss", ("gamma", "lam", "rho"), "--loss ce, ldam or vs with Focal-SAM",
