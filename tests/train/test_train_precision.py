@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,7 @@ NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
 COUNTS = [12, 9, 7, 5, 4, 3, 3, 2, 2, 1]
 
 
-@pytest.fixture
-def tiny_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+def use_tiny_clip(monkeypatch: pytest.MonkeyPatch) -> None:
     """The run's CLIP ViT-B/16 replaced by open_clip's tiny ViT with random weights (same code path)."""
     real = builders.build_model
 
@@ -36,6 +36,23 @@ def tiny_clip(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(name, num_classes, **{**options, "config": "tiny", "random_weights": True})
 
     monkeypatch.setattr(builders, "build_model", build)
+
+
+@pytest.fixture
+def tiny_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`use_tiny_clip` for one test."""
+    use_tiny_clip(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def focal_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Trainer]:
+    """The Focal-SAM tiny CLIP run in fp16 and in fp32 with the same (fresh) seed, data and initial
+    weights, shared by the tests that only read them."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"tiny data seed {seed}")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_tiny_clip(monkeypatch)
+        return {prec: run_tiny(tmp_path_factory.mktemp(prec), seed, prec=prec) for prec in ("fp16", "fp32")}
 
 
 def tiny_data(seed: int) -> LongTailedData:
@@ -99,30 +116,26 @@ def check_run(trainer: Trainer, dtype: torch.dtype, scaler: bool) -> None:
     assert {s["momentum_buffer"].dtype for s in opt_state.values() if "momentum_buffer" in s} == {dtype}
 
 
-@pytest.mark.parametrize("method", ["focalsam", "sam", "imbsam", "ccsam", "sgd"])
+@pytest.mark.parametrize("method", ["sam", "imbsam", "ccsam", "sgd"])  # focalsam: focal_runs
 def test_precision_fp16_pure(tiny_clip: None, tmp_path: Path, seed: int, method: str) -> None:
-    trainer = run_tiny(tmp_path, seed, prec="fp16", method=method)
-    check_run(trainer, torch.float16, scaler=False)
-    assert precision_record(trainer.cfg) == {"prec": "fp16", "weights": "float16", "autocast": "none",
-                                             "grad_scaler": False, "loss_logits": "float32"}
+    check_run(run_tiny(tmp_path, seed, prec="fp16", method=method), torch.float16, scaler=False)
 
 
-def test_precision_fp32(tiny_clip: None, tmp_path: Path, seed: int) -> None:
-    trainer = run_tiny(tmp_path, seed, prec="fp32")
-    check_run(trainer, torch.float32, scaler=False)
+def test_precision_focalsam_fp16_and_fp32(focal_runs: dict[str, Trainer]) -> None:
+    check_run(focal_runs["fp16"], torch.float16, scaler=False)
+    check_run(focal_runs["fp32"], torch.float32, scaler=False)
+    assert precision_record(focal_runs["fp16"].cfg) == {
+        "prec": "fp16", "weights": "float16", "autocast": "none", "grad_scaler": False,
+        "loss_logits": "float32"}
 
 
-def test_precision_fp16_follows_fp32(tiny_clip: None, tmp_path: Path, seed: int) -> None:
+def test_precision_fp16_follows_fp32(focal_runs: dict[str, Trainer]) -> None:
     """Same seed, data and initial weights: after two Focal-SAM steps the pure-fp16 momentum buffers
     agree with the fp32 ones to fp16 accuracy, so the fp16 path computes the same update, only
     rounded.  Tolerance: 1% of each tensor's largest entry (fp16 keeps ~3 digits; two steps of
     rounded forward/backward passes), plus 2**-14, fp16's smallest normal number, below which it
     has no relative precision (there is no loss scaling in pure fp16, as in the official runs)."""
-    runs = {}
-    for prec in ("fp16", "fp32"):
-        (tmp_path / prec).mkdir()
-        runs[prec] = momentum_buffers(run_tiny(tmp_path / prec, seed, prec=prec))
-    for b16, b32 in zip(runs["fp16"], runs["fp32"]):
+    for b16, b32 in zip(momentum_buffers(focal_runs["fp16"]), momentum_buffers(focal_runs["fp32"])):
         scale = float(b32.abs().max())
         torch.testing.assert_close(b16.float(), b32, rtol=0, atol=1e-2 * scale + 2.0**-14)
 
@@ -190,12 +203,12 @@ def test_precision_fp16_input_cast_covers_forward_and_features(seed: int) -> Non
     torch.testing.assert_close(logits.float(), expected, rtol=0, atol=0.25)
 
 
-def test_precision_fp16_checkpoint_evaluates_in_fp16(tiny_clip: None, tmp_path: Path, seed: int) -> None:
+def test_precision_fp16_checkpoint_evaluates_in_fp16(tiny_clip: None, focal_runs: dict[str, Trainer]) -> None:
     """An fp16 checkpoint is rebuilt in fp16 (``focalsam eval`` and resume) with the same weights and
     gives the run's last test accuracy."""
     from focalsam_fast.train.metrics import evaluate
 
-    trainer = run_tiny(tmp_path, seed, prec="fp16")
+    trainer = focal_runs["fp16"]
     ckpt = load_checkpoint(trainer.checkpoint_path)
     model = builders.model_from_checkpoint(ckpt, trainer.checkpoint_path, trainer.cfg, trainer.data)
     trained = trainer.model.state_dict()
@@ -210,7 +223,7 @@ def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed:
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """An fp16 run interrupted after epoch 1 and resumed ends bit-identical to the uninterrupted one
     (fp16 weights and momentum restored as they were saved)."""
-    settings = dict(prec="fp16", epochs=2, max_steps=None, max_steps_per_epoch=2)
+    settings = dict(prec="fp16", epochs=2, max_steps=None, max_steps_per_epoch=1)
     make_tiny(tmp_path, seed, "a", **settings).run()
     first = make_tiny(tmp_path, seed, "b", **settings)
     original = Trainer.train_epoch
@@ -226,7 +239,7 @@ def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed:
     monkeypatch.setattr(Trainer, "train_epoch", original)
     make_tiny(tmp_path, seed, "b", resume=tmp_path / "b" / "last.pt", **settings).run()
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
-    assert a["global_step"] == b["global_step"] == 4
+    assert a["global_step"] == b["global_step"] == 2
     for name, tensor in a["model"].items():
         assert tensor.dtype == b["model"][name].dtype and torch.equal(tensor, b["model"][name]), name
     bufs = [(s["momentum_buffer"], b["optimizer"]["base_optimizer"]["state"][k]["momentum_buffer"])
