@@ -32,6 +32,7 @@ from ..train.config import (
     LOSS_NAMES,
     METHODS,
     MODEL_NAMES,
+    PRECISIONS,
     PRESETS,
     TrainConfig,
 )
@@ -98,6 +99,9 @@ def add_train(sub: Any) -> None:
     train.add_argument("--gamma", type=float, help=f"Focal-SAM gamma (default {d.gamma})")
     train.add_argument("--lam", type=float, help=f"Focal-SAM lambda (default {d.lam})")
     train.add_argument("--amp", help=f"{' | '.join(AMP_MODES)} (default {d.amp})")
+    train.add_argument("--prec", help=f"CLIP training precision {' | '.join(PRECISIONS)}: fp16 = pure fp16 "
+                                      "weights and optimizer state, amp = fp16 autocast + GradScaler (CUDA) "
+                                      f"(default {d.prec}; the CLIP presets set the released value)")
     train.add_argument("--seed", type=int, help=f"default {d.seed}")
     train.add_argument("--device", help=f"cpu, cuda, cuda:1 ... (default {d.device})")
     train.add_argument("--workers", type=int, help=f"data-loader workers (default {d.workers})")
@@ -129,6 +133,9 @@ def add_train(sub: Any) -> None:
     train.add_argument("--imbsam-tail-weight", type=float,
                        help=f"ImbSAM tail weight t (default {d.imbsam_tail_weight:g}, the paper's Eq. 1; "
                             "2 reproduces the official code)")
+    train.add_argument("--group-thresholds", type=int, nargs=2, metavar=("TAIL", "HEAD"),
+                       help="head/medium/tail groups: tail n < TAIL, head n > HEAD (default: the official "
+                            "values of the data set and imbalance ratio; the run says which were used)")
     train.add_argument("--ccsam-beta", type=float, help="CC-SAM beta (default 0.3 for 10 classes, else 0.5)")
     train.add_argument("--vs-gamma", type=float,
                        help=f"VS loss gamma (default {d.vs_gamma:g}, the released CIFAR scripts')")
@@ -219,11 +226,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------------------------- presets
 def cmd_presets(args: argparse.Namespace) -> int:
-    """``focalsam presets``: name, description and the values each preset sets."""
+    """``focalsam presets``: name, description and the values each preset sets; a value that rests
+    on an assumption (:mod:`~focalsam_fast.train.assumptions`) is marked ``*`` with the reason."""
+    from ..train.assumptions import ASSUMPTIONS, assumed_fields, assumptions_of
+
+    indent = " " * 23
     for name, preset in PRESETS.items():
         print(f"{name:<22} {preset.description}")
+        cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), **preset.values})
+        marked = assumed_fields(cfg)
         if preset.values:
-            print(" " * 23 + ", ".join(f"{k}={v}" for k, v in preset.values.items()))
+            values = (f"{k}={v}{'*' if k in marked else ''}" for k, v in preset.values.items())
+            print(indent + ", ".join(values))
+        for assumption in assumptions_of(cfg):
+            print(f"{indent}* assumed [{assumption.key}]: {assumption.reason}")
     print("\nall presets: method focalsam, loss la, SGD momentum 0.9, seed 0 unless overridden; "
           "use: focalsam train --preset NAME [flags]")
+    print("* marks a value that rests on an assumption, not on the released scripts (docs/fidelity.md); "
+          "with other flags these also do:")
+    for a in ASSUMPTIONS:
+        print(f"  [{a.key}] {', '.join(a.fields)} with {a.when}: {a.reason}")
     return 0

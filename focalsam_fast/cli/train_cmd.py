@@ -26,10 +26,10 @@ from .main import EXIT_INTERRUPTED, UsageError
 # flag -> config field (argparse dest); only flags given on the command line override
 CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbalance_ratio", "epochs",
                 "batch_size", "lr", "momentum", "weight_decay", "rho", "rho_steps", "gamma", "lam",
-                "amp", "seed", "device", "workers", "threads", "impl", "clip_weights", "class_names",
+                "amp", "prec", "seed", "device", "workers", "threads", "impl", "clip_weights", "class_names",
                 "allow_folder_names", "max_steps",
                 "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta",
-                "imbsam_tail_weight", "vs_gamma", "vs_tau")
+                "imbsam_tail_weight", "vs_gamma", "vs_tau", "group_thresholds")
 
 Log = Callable[[str], None]
 
@@ -56,8 +56,9 @@ def _resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path | None, Path |
     Every path is made absolute here, so the stored config works from any folder."""
     given = vars(args)
     overrides = {k: given[k] for k in CONFIG_FLAGS if k in given}
-    if "rho_steps" in overrides:
-        overrides["rho_steps"] = list(overrides["rho_steps"])
+    for name in ("rho_steps", "group_thresholds"):
+        if name in overrides:
+            overrides[name] = list(overrides[name])
     for name in CONFIG_PATH_FIELDS:
         if overrides.get(name) is not None:
             overrides[name] = absolute(overrides[name])
@@ -120,6 +121,7 @@ def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse
         log(f"training {cfg_summary(cfg)} for {cfg.epochs} epochs on {where} -> {out}")
     for note in trainer.short_run:
         log(f"short run, not the paper's setting: {note}")
+    log(f"head/medium/tail groups: {trainer.data.thresholds.describe()}")
     try:
         return trainer.run()
     except KeyboardInterrupt:

@@ -10,13 +10,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DataIntegrityError, ListFileError, LongTailedData, build_dataset
+from ..data import DataIntegrityError, GroupThresholds, ListFileError, LongTailedData, build_dataset
+from ..data.groups import thresholds_for
+from ..data.transforms import transform_for
 from ..kernels import ImplUnavailableError, resolve
 from ..losses import LOSSES
 from ..losses.base import LogitAdjustedLoss
 from ..models import MODELS, NormedLinear, build_model
 from .config import TrainConfig, check_device_name, is_clip
 from .errors import CheckpointError, SetupError
+from .precision import apply_precision
 from .subset import stratified_subset, subset_fraction
 
 DATA_HINTS = {
@@ -81,10 +84,15 @@ def resolve_device(name: str) -> torch.device:
 
 def check_runtime(cfg: TrainConfig, training: bool = True) -> torch.device:
     """The run's device, after checking what the machine must provide: the device itself, fp16
-    autocast only on CUDA and, for training a SAM-family method, the requested kernel ``--impl``."""
+    autocast only on CUDA (``--amp fp16``; ``--prec amp`` for training, evaluation uses ``--amp``)
+    and, for training a SAM-family method, the requested kernel ``--impl``."""
     device = resolve_device(cfg.device)
-    if cfg.amp == "fp16" and device.type != "cuda":
-        raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
+    if device.type != "cuda":
+        if cfg.amp == "fp16":
+            raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
+        if training and cfg.prec == "amp":
+            raise SetupError("--prec amp (fp16 autocast with a GradScaler) needs a CUDA device; on the CPU "
+                             "use --prec fp16 or fp32")
     if training and cfg.method != "sgd":
         try:
             resolve(cfg.impl, device)
@@ -110,10 +118,14 @@ def _load_data(cfg: TrainConfig) -> LongTailedData:
     options: dict[str, object] = {}
     if cfg.dataset in ("cifar10_lt", "cifar100_lt", "digits_lt"):
         options["imb_ratio"] = cfg.imbalance_ratio
-    if is_clip(cfg.model):
-        options["transform"] = "clip"
     try:
-        return build_dataset(cfg.dataset, cfg.data_root, **options)
+        transform = transform_for(cfg.dataset, is_clip(cfg.model))
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
+    if transform is not None:
+        options["transform"] = transform
+    try:
+        return build_dataset(cfg.dataset, cfg.data_root, thresholds=run_thresholds(cfg), **options)
     except DataIntegrityError as exc:  # already one line: the file, what is wrong, how to fix it
         raise SetupError(f"cannot use {cfg.dataset} data: {exc}") from exc
     except (OSError, tarfile.TarError, ListFileError) as exc:
@@ -123,8 +135,18 @@ def _load_data(cfg: TrainConfig) -> LongTailedData:
                          + (f" ({hint})" if hint else "")) from exc
 
 
+def run_thresholds(cfg: TrainConfig) -> GroupThresholds:
+    """The head/medium/tail thresholds of the run: ``--group-thresholds`` when given, else the
+    official values of the data set and imbalance ratio (or the IR-100 values, marked assumed)."""
+    if cfg.group_thresholds is not None:
+        tail, head = cfg.group_thresholds
+        return GroupThresholds(tail, head, official=False, source="--group-thresholds")
+    return thresholds_for(cfg.dataset, cfg.imbalance_ratio)
+
+
 def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: bool = False) -> nn.Module:
-    """The model for ``cfg`` (cosine head for LDAM; CLIP from the local ``--clip-weights``).
+    """The model for ``cfg`` (cosine head for LDAM; CLIP from the local ``--clip-weights``) in the
+    weight dtype of ``--prec`` (:func:`~focalsam_fast.train.precision.apply_precision`).
 
     ``from_checkpoint``: every weight will be loaded from a checkpoint, so CLIP is built with
     random weights and needs no ``--clip-weights`` file.
@@ -148,7 +170,7 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
             raise SetupError(f"--loss ldam needs a linear head to replace by a cosine head; "
                              f"{cfg.model} has {type(fc).__name__}")
         model.fc = NormedLinear(fc.in_features, fc.out_features)
-    return model
+    return apply_precision(model, cfg)
 
 
 def build_criterion(cfg: TrainConfig, data: LongTailedData) -> LogitAdjustedLoss:

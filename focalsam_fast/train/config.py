@@ -11,6 +11,9 @@ from typing import Any
 METHODS = ("sgd", "sam", "imbsam", "ccsam", "focalsam")
 LOSS_NAMES = ("ce", "la", "ldam", "vs")
 AMP_MODES = ("none", "bf16", "fp16")
+# CLIP training precision as the released scripts' --prec (docs/fidelity.md): fp16 = pure fp16
+# weights, gradients and momentum; amp = fp32 weights, fp16 autocast and a GradScaler.
+PRECISIONS = ("fp32", "fp16", "amp")
 # The registries' names (focalsam_fast.models.MODELS, focalsam_fast.data.DATASETS, "auto" +
 # focalsam_fast.kernels.IMPLS) for the command-line help, which must not import torch; a test
 # keeps them equal to the registries, which validate_config checks against.
@@ -49,6 +52,7 @@ class TrainConfig:
     gamma: float = 2.0
     lam: float = 0.8
     amp: str = "none"
+    prec: str = "fp32"  # CLIP models: fp32 | fp16 (pure) | amp; the CLIP presets set the released value
     seed: int = 0
     device: str = "cpu"
     workers: int = 0
@@ -64,6 +68,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     # Method details (None: the per-data-set choice of methods.py).
     tail_threshold: float | None = None
+    # Head/medium/tail thresholds [TAIL, HEAD] (tail n < TAIL, head n > HEAD); None: the official
+    # values of the data set and imbalance ratio (focalsam_fast.data.groups.thresholds_for).
+    group_thresholds: list[int] | None = None
     imbsam_tail_weight: float = 1.0  # the paper's Eq. (1); 2 reproduces the official code
     ccsam_beta: float | None = None
     vs_gamma: float = 0.05  # VS loss, the released CIFAR scripts' values
@@ -101,12 +108,12 @@ def _cifar_resnet(num: int, gamma: float, lam: float, rho: float, wd: float) -> 
     )
 
 
-def _clip(dataset: str, label: str, mode: str, gamma: float, lam: float, rho: float) -> Preset:
+def _clip(dataset: str, label: str, mode: str, gamma: float, lam: float, rho: float, prec: str) -> Preset:
     lr = 0.01 if mode == "lift" else 0.001  # full fine-tuning uses lr 0.001 (docs/spec.md §8)
     return Preset(
-        f"{label}, CLIP ViT-B/16 {mode.upper()}, 20 epochs, lr {lr} (needs --clip-weights)",
+        f"{label}, CLIP ViT-B/16 {mode.upper()}, 20 epochs, lr {lr}, {prec} (needs --clip-weights)",
         dict(dataset=dataset, model=f"clip_vit_b16_{mode}", epochs=20, batch_size=128, lr=lr,
-             weight_decay=5e-4, rho=rho, gamma=gamma, lam=lam),
+             weight_decay=5e-4, rho=rho, gamma=gamma, lam=lam, prec=prec),
     )
 
 
@@ -126,15 +133,16 @@ def _build_presets() -> dict[str, Preset]:
                  weight_decay=2e-4, rho=0.2, gamma=2.0, lam=1.1),
         ),
     }
+    # precision: the CIFAR and ImageNet-LT CLIP scripts keep their default --prec fp16, iNat passes fp32
     clip_runs = [
-        ("cifar10", "cifar10_lt", "CIFAR-10-LT", 1.5, 0.7, 0.05),
-        ("cifar100", "cifar100_lt", "CIFAR-100-LT", 5.5, 0.8, 0.05),
-        ("imagenet_lt", "imagenet_lt", "ImageNet-LT", 0.5, 0.8, 0.05),
-        ("inat2018", "inat2018", "iNaturalist 2018", 0.2, 1.0, 0.02),
+        ("cifar10", "cifar10_lt", "CIFAR-10-LT", 1.5, 0.7, 0.05, "fp16"),
+        ("cifar100", "cifar100_lt", "CIFAR-100-LT", 5.5, 0.8, 0.05, "fp16"),
+        ("imagenet_lt", "imagenet_lt", "ImageNet-LT", 0.5, 0.8, 0.05, "fp16"),
+        ("inat2018", "inat2018", "iNaturalist 2018", 0.2, 1.0, 0.02, "fp32"),
     ]
-    for short, dataset, label, gamma, lam, rho in clip_runs:
+    for short, dataset, label, gamma, lam, rho, prec in clip_runs:
         for mode in ("lift", "fft"):
-            presets[f"{short}_clip_{mode}"] = _clip(dataset, label, mode, gamma, lam, rho)
+            presets[f"{short}_clip_{mode}"] = _clip(dataset, label, mode, gamma, lam, rho, prec)
     return presets
 
 
@@ -225,6 +233,7 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "noise_ratio": Bound(False, low=0),
 }
 RHO_STEP_BOUND = Bound(False, low=0)  # each of the two values of --rho-steps
+GROUP_THRESHOLD_BOUND = Bound(True, low=0)  # each of the two values of --group-thresholds
 DEVICE_TYPES = ("cpu", "cuda")
 
 
@@ -239,8 +248,8 @@ def choices() -> dict[str, tuple[str, ...]]:
     from ..kernels import IMPLS
     from ..models import MODELS
 
-    return {"method": METHODS, "loss": LOSS_NAMES, "amp": AMP_MODES, "model": tuple(MODELS),
-            "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS)}
+    return {"method": METHODS, "loss": LOSS_NAMES, "amp": AMP_MODES, "prec": PRECISIONS,
+            "model": tuple(MODELS), "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS)}
 
 
 def check_device_name(name: Any) -> None:
@@ -285,6 +294,33 @@ def validate_config(cfg: TrainConfig) -> None:
         given = "--class-names" if cfg.class_names is not None else "--allow-folder-names"
         raise ValueError(f"{given} sets the CLIP text head's prompts, but --model {cfg.model} has no "
                          "text head (use a clip_vit_b16_* model, or drop the flag)")
+    _check_group_thresholds(cfg.group_thresholds)
+    _check_precision(cfg)
     if cfg.drw and cfg.loss == "la":
         raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
                          "(use --loss ce, ldam or vs with --drw)")
+
+
+def _check_group_thresholds(value: Any) -> None:
+    """``None`` or ``[TAIL, HEAD]``: integers >= 0 with ``TAIL <= HEAD + 1`` (the medium group
+    ``TAIL..HEAD`` may be empty, never negative)."""
+    if value is None:
+        return
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(GROUP_THRESHOLD_BOUND.accepts(v) for v in value) and value[0] <= value[1] + 1)
+    if not ok:
+        raise ValueError("--group-thresholds takes 2 integers TAIL HEAD, each >= 0 with TAIL <= HEAD + 1 "
+                         f"(tail: n < TAIL, head: n > HEAD, medium: the rest), got {value!r}")
+
+
+def _check_precision(cfg: TrainConfig) -> None:
+    """``--prec fp16|amp`` is the CLIP scripts' setting and sets the precision alone."""
+    if cfg.prec == "fp32":
+        return
+    if not is_clip(cfg.model):
+        raise ValueError(f"--prec {cfg.prec} is the CLIP runs' precision (the released CLIP scripts' "
+                         f"--prec); --model {cfg.model} trains in fp32 (use --amp bf16 or fp16 for mixed "
+                         "precision)")
+    if cfg.amp != "none":
+        raise ValueError(f"--prec {cfg.prec} and --amp {cfg.amp} both set the precision; give --prec fp32 "
+                         "with --amp, or drop --amp (--prec amp is fp16 autocast with a GradScaler)")

@@ -36,6 +36,7 @@ from .errors import CheckpointError, DivergedError, SetupError
 from .files import atomic_write_text
 from .methods import build_optimizer, method_details
 from .metrics import EvalResult, autocast_for, evaluate, group_table, per_class_table
+from .precision import autocast_mode, precision_record, weight_dtype
 from .progress import DEFAULT_EVERY_S, EpochProgress, fmt_duration, progress_mode
 from .runfolder import RunFolder
 from .schedules import CosineLR, apply_drw, build_rho_scheduler
@@ -138,7 +139,7 @@ class Trainer:
             raise SetupError(str(exc)) from exc
         self.lr_sched = CosineLR(self.optimizer, cfg.epochs)
         self.rho_sched = build_rho_scheduler(self.optimizer, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=autocast_mode(cfg) == "fp16")
         self.start_epoch, self.global_step = 0, 0
         self.history: list[dict[str, Any]] = []
         self.seed_base = sampler_seed(cfg.seed)
@@ -196,11 +197,13 @@ class Trainer:
         """The step closure for batch ``(x, y)`` under the run's autocast: per-sample losses and
         logits; the logits alone for Focal-SAM (its optimizer holds the loss); the backbone
         features for CC-SAM (its optimizer applies the head)."""
-        model, criterion, amp = self.model, self.criterion, self.cfg.amp
-        if self.cfg.method == "ccsam":
+        model, criterion, amp = self.model, self.criterion, autocast_mode(self.cfg)
+        if self.cfg.method == "ccsam":  # features in the head's dtype (float16 under --prec fp16)
+            dtype = weight_dtype(self.cfg)
+
             def features() -> Tensor:
                 with autocast_for(self.device, amp):
-                    return model.features(x).float()
+                    return model.features(x).to(dtype)
             return features
 
         if self.cfg.method == "focalsam":  # the optimizer applies the loss itself (fused kernel)
@@ -282,7 +285,7 @@ class Trainer:
         """Accuracy on the test set (overall, head/medium/tail, per class)."""
         loader = make_loader(self.data.test, self.cfg, False, None, self.device)
         return evaluate(self.model, loader, self.data.num_classes, self.data.groups, self.device,
-                        self.cfg.amp, self.progress == "bar")
+                        autocast_mode(self.cfg), self.progress == "bar")
 
     def write_config(self) -> None:
         """``config.json``: the resolved configuration plus derived settings."""
@@ -290,6 +293,8 @@ class Trainer:
             "num_classes": self.data.num_classes,
             "class_counts": list(self.data.class_counts),
             "groups": self.data.groups,
+            "group_thresholds": self.data.thresholds.to_dict(),
+            "precision": precision_record(self.cfg),
             "method_details": method_details(self.cfg, self.data),
             "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
             "device": str(self.device),

@@ -115,7 +115,7 @@ def test_cifar_transforms_and_dataset(seed: int) -> None:
     torch.testing.assert_close(x, expected)
     train_x, _ = ArrayDataset(imgs, np.arange(4), build_transform("cifar", train=True))[0]
     assert train_x.shape == (3, 32, 32)
-    with pytest.raises(ValueError, match="valid: cifar, imagenet, clip"):
+    with pytest.raises(ValueError, match="valid: cifar, imagenet, inat2018, clip"):
         build_transform("mnist", train=True)
 
 

@@ -14,6 +14,7 @@ from focalsam_fast.data import (
     per_class_accuracy,
     split_groups,
 )
+from focalsam_fast.data.groups import thresholds_for
 
 
 def test_cifar10_ir100_groups() -> None:
@@ -56,3 +57,63 @@ def test_per_class_and_group_accuracy(seed: int) -> None:
     assert np.isnan(acc["empty"])
     with pytest.raises(ValueError, match="differ in length"):
         per_class_accuracy(preds[:3], targets, 6)
+
+
+# (data set, IR) -> (tail_below, head_above) of the official CIFAR code (ResNet and CLIP scripts).
+OFFICIAL = {
+    ("cifar10_lt", 100): (200, 1000), ("cifar10_lt", 10): (835, 2319), ("cifar10_lt", 50): (200, 1500),
+    ("cifar10_lt", 200): (100, 800), ("cifar100_lt", 100): (20, 100), ("cifar100_lt", 10): (99, 265),
+    ("cifar100_lt", 50): (20, 100), ("cifar100_lt", 200): (10, 60),
+}
+
+
+@pytest.mark.parametrize(("key", "values"), list(OFFICIAL.items()))
+def test_thresholds_official_per_ratio(key: tuple[str, int], values: tuple[int, int]) -> None:
+    th = thresholds_for(*key)
+    assert (th.tail_below, th.head_above) == values and th.official
+    assert f"IR {key[1]}" in th.source and "official" in th.describe()
+    assert th.to_dict() == {"tail_below": values[0], "head_above": values[1], "official": True,
+                            "source": th.source}
+
+
+@pytest.mark.parametrize(("dataset", "ratio", "base"), [("cifar10_lt", 20.0, (200, 1000)),
+                                                         ("cifar100_lt", 37.5, (20, 100)),
+                                                         ("cifar10_lt", 1.0, (200, 1000))])
+def test_thresholds_other_ratios_are_marked_assumed(dataset: str, ratio: float, base: tuple) -> None:
+    th = thresholds_for(dataset, ratio)
+    assert (th.tail_below, th.head_above) == base and not th.official
+    assert th.source == (f"{dataset} IR {ratio:g} has no official thresholds (the official code has IR 10, "
+                         "50, 100, 200); the IR-100 values are used")
+    assert th.describe().endswith(f"(assumed: {th.source})")
+
+
+def test_thresholds_fixed_splits_ignore_the_ratio() -> None:
+    for name in ("imagenet_lt", "inat2018"):
+        th = thresholds_for(name, 37.0)
+        assert (th.tail_below, th.head_above, th.official) == (20, 100, True)
+    digits = thresholds_for("digits_lt", 10.0)
+    assert (digits.tail_below, digits.head_above, digits.official) == (10, 50, False)
+    with pytest.raises(ValueError) as info:
+        thresholds_for("places_lt", 100.0)
+    assert str(info.value) == ("no group thresholds for data set 'places_lt'; valid: cifar100_lt, "
+                               "cifar10_lt, digits_lt, imagenet_lt, inat2018")
+
+
+@pytest.mark.parametrize(("num", "ratio", "sizes"), [
+    (10, 10, [4, 3, 3]), (10, 50, [3, 5, 2]), (10, 200, [4, 3, 3]), (100, 10, [28, 42, 30]),
+    (100, 200, [40, 34, 26])])
+def test_thresholds_groups_on_the_released_counts(num: int, ratio: int, sizes: list[int]) -> None:
+    """The groups the official code forms on the CIFAR-LT counts (docs/spec.md §7 profile), by size."""
+    counts = imbalance_counts(5000 if num == 10 else 500, num, ratio)
+    groups = split_groups(counts, thresholds_for(f"cifar{num}_lt", ratio))
+    assert [len(groups[g]) for g in ("head", "medium", "tail")] == sizes
+    for k, n in enumerate(counts):  # the official rule: few n < TAIL, medium n <= HEAD, many otherwise
+        tail, head = OFFICIAL[(f"cifar{num}_lt", ratio)]
+        expected = "tail" if n < tail else ("medium" if n <= head else "head")
+        assert k in groups[expected]
+
+
+def test_thresholds_provenance_is_not_part_of_equality() -> None:
+    assert thresholds_for("cifar100_lt", 50) == GroupThresholds(20, 100) == thresholds_for("cifar100_lt", 100)
+    expected = "head n > 2, medium 1..2, tail n < 1 (assumed: given explicitly)"
+    assert GroupThresholds(1, 2).describe() == expected

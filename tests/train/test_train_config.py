@@ -72,7 +72,7 @@ def test_train_config_bound_descriptions() -> None:
 @pytest.mark.parametrize(("name", "value", "valid"), [
     ("method", "adam", "sgd, sam, imbsam, ccsam, focalsam"), ("loss", "focal", "ce, la, ldam, vs"),
     ("amp", "fp8", "none, bf16, fp16"), ("model", "vit", "resnet32"), ("dataset", "mnist", "digits_lt"),
-    ("impl", "fast", "auto, reference, foreach, cpp, cuda, triton"),
+    ("impl", "fast", "auto, reference, foreach, cpp, cuda, triton"), ("prec", "bf16", "fp32, fp16, amp"),
 ])
 def test_train_config_unknown_names(name: str, value: str, valid: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -126,3 +126,54 @@ def test_train_config_one_subset_flag_at_a_time() -> None:
         resolve_config(None, {"train_fraction": 0.5, "max_train_samples": 100})
     assert str(info.value) == ("--train-fraction 0.5 and --max-train-samples 100 both set the training "
                                "subset; give one of them")
+
+
+CLIP_PREC = {"cifar10": "fp16", "cifar100": "fp16", "imagenet_lt": "fp16", "inat2018": "fp32"}
+
+
+def test_train_config_clip_presets_carry_the_released_precision() -> None:
+    """The CIFAR and ImageNet-LT CLIP scripts keep their default --prec fp16; iNat passes fp32."""
+    from focalsam_fast.train.config import PRESETS
+
+    for name in PRESETS:
+        cfg = resolve_config(name)
+        short = name.split("_clip_")[0]
+        assert cfg.prec == (CLIP_PREC[short] if "_clip_" in name else "fp32"), name
+    assert TrainConfig().prec == "fp32"
+    assert resolve_config("cifar10_clip_lift", {"prec": "amp"}).prec == "amp"  # a flag overrides the preset
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"prec": "fp16"}, "--prec fp16 is the CLIP runs' precision (the released CLIP scripts' --prec); --model "
+                       "digits_cnn trains in fp32 (use --amp bf16 or fp16 for mixed precision)"),
+    ({"prec": "amp", "model": "resnet50"},
+     "--prec amp is the CLIP runs' precision (the released CLIP scripts' --prec); --model resnet50 trains in "
+     "fp32 (use --amp bf16 or fp16 for mixed precision)"),
+    ({"prec": "amp", "model": "clip_vit_b16_lift", "amp": "bf16"},
+     "--prec amp and --amp bf16 both set the precision; give --prec fp32 with --amp, or drop --amp (--prec "
+     "amp is fp16 autocast with a GradScaler)"),
+])
+def test_train_config_precision_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(None, overrides)
+    assert str(info.value) == message
+
+
+def test_train_config_preset_precision_with_amp_flag_is_refused() -> None:
+    with pytest.raises(ValueError, match="--prec fp16 and --amp fp16 both set the precision"):
+        resolve_config("cifar100_clip_lift", {"amp": "fp16"})
+    assert resolve_config("cifar100_clip_lift", {"amp": "bf16", "prec": "fp32"}).amp == "bf16"
+
+
+@pytest.mark.parametrize("value", [[20], [20, 100, 5], [-1, 100], [20.5, 100], [101, 99], [True, 100],
+                                   "20 100", [20, NAN]])
+def test_train_config_bad_group_thresholds(value: object) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_config(None, {"group_thresholds": value})
+    assert str(info.value) == ("--group-thresholds takes 2 integers TAIL HEAD, each >= 0 with TAIL <= "
+                               f"HEAD + 1 (tail: n < TAIL, head: n > HEAD, medium: the rest), got {value!r}")
+
+
+@pytest.mark.parametrize("value", [[20, 100], [0, 0], [101, 100], None])
+def test_train_config_group_thresholds_accepted(value: object) -> None:
+    assert resolve_config(None, {"group_thresholds": value}).group_thresholds == value
