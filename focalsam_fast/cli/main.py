@@ -36,6 +36,7 @@ from ..train.config import (
     PRESETS,
     TrainConfig,
 )
+from ..train.distributed_launch import add_launch_flags
 from ..train.errors import RunError
 from ..train.files import CHECKPOINT_NAME
 
@@ -147,6 +148,7 @@ def add_train(sub: Any) -> None:
                        help=f"continue from CHECKPOINT (default <out>/{CHECKPOINT_NAME}) with its settings")
     train.add_argument("--compare", metavar="M1,M2,...",
                        help="train several methods on the same data and seed, print one table")
+    add_launch_flags(train)
     add_output_flags(train)
     train.add_argument("--progress-every", type=float, metavar="SECONDS",
                        help="when stderr is not a terminal: a progress line (step, loss, img/s, ETA) every "

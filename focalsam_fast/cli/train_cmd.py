@@ -1,10 +1,13 @@
-"""``focalsam train``: one run, a resumed run, or a ``--compare`` of several methods."""
+"""``focalsam train``: one run, a resumed run, or a ``--compare`` of several methods; on N processes
+with ``--nproc N`` (this process launches the ranks) or as one rank started by torchrun /
+``--nproc`` (``WORLD_SIZE`` in the environment, see :mod:`focalsam_fast.train.distributed`)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -15,13 +18,23 @@ from ..train import plots
 from ..train.builders import build_data, check_runtime, preflight
 from ..train.checkpoint import CHECKPOINT_NAME, checkpoint_config, load_checkpoint
 from ..train.config import CONFIG_PATH_FIELDS, METHODS, TrainConfig, resolve_config
-from ..train.engine import RunResult, Trainer, cfg_summary
+from ..train.distributed import (
+    DEFAULT_TIMEOUT_S,
+    DistRun,
+    PeerError,
+    Ranks,
+    Terminated,
+    env_ranks,
+    rank_device,
+)
+from ..train.distributed_launch import launch, rebuild_argv
+from ..train.engine import RunResult, Trainer, cfg_summary, check_distributed
 from ..train.errors import CheckpointError, RunError, RunFolderError
 from ..train.files import atomic_write_text
 from ..train.metrics import group_table, per_class_table
 from ..train.progress import DEFAULT_EVERY_S
 from ..train.runfolder import RunFolder, held_run_message
-from .main import EXIT_INTERRUPTED, UsageError
+from .main import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 # flag -> config field (argparse dest); only flags given on the command line override
 CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbalance_ratio", "epochs",
@@ -93,7 +106,7 @@ def _compare_methods(spec: str) -> list[str]:
     return methods
 
 
-def _resume_hint(out: Path, epochs: int) -> str:
+def _resume_hint(out: Path, epochs: int, dist: DistRun | None = None) -> str:
     """Where the last complete epoch is and how to continue (or that nothing was saved)."""
     ckpt = out / CHECKPOINT_NAME
     if not ckpt.exists():
@@ -102,18 +115,26 @@ def _resume_hint(out: Path, epochs: int) -> str:
         done = load_checkpoint(ckpt)["epoch"]
     except CheckpointError as exc:
         return str(exc)
+    launch_flags = "" if dist is None or not dist.active else (
+        f" --nproc {dist.world}" + (" --m-sharpness" if dist.m_sharpness else ""))
     return (f"the last complete epoch ({done}/{epochs}) is saved in {ckpt}; "
-            f"continue with: focalsam train --out {out} --resume")
+            f"continue with: focalsam train --out {out} --resume{launch_flags}")
 
 
 def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse.Namespace,
-         data: LongTailedData | None = None) -> RunResult | None:
-    """Build and train one run; ``None`` when interrupted (the message says how to resume)."""
-    log = logger(args)
+         data: LongTailedData | None = None, dist: DistRun | None = None) -> RunResult | None:
+    """Build and train one run (or this rank's part of it); ``None`` when interrupted (rank 0's
+    message says how to resume)."""
+    dist = dist if dist is not None else DistRun()
+    log = logger(args) if dist.main else logger(argparse.Namespace(quiet=True))
     trainer = Trainer(cfg, out, resume=resume, log=log, progress=progress_setting(args), data=data,
-                      progress_every_s=getattr(args, "progress_every", DEFAULT_EVERY_S))
+                      progress_every_s=getattr(args, "progress_every", DEFAULT_EVERY_S), dist=dist)
     out = trainer.out_dir
     where = f"{trainer.device} ({trainer.threads} CPU thread{'s' if trainer.threads != 1 else ''})"
+    if dist.active:
+        sharp = ", per-process perturbation (--m-sharpness)" if dist.m_sharpness else ""
+        where += (f" x {dist.world} processes (global batch {cfg.batch_size}, {trainer.rank_batch} per "
+                  f"process{sharp})")
     if resume is not None:
         log(f"resuming {cfg_summary(cfg)} from {resume} after epoch {trainer.start_epoch}/{cfg.epochs} "
             f"on {where}")
@@ -124,12 +145,16 @@ def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse
     log(f"head/medium/tail groups: {trainer.data.thresholds.describe()}")
     try:
         return trainer.run()
-    except KeyboardInterrupt:
-        hint = _resume_hint(out, cfg.epochs)
-        print(f"\ninterrupted: {hint}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as exc:
+        if dist.main:
+            what = ("stopped by SIGTERM (torchrun and --nproc stop every process when one fails: see its "
+                    "error)" if isinstance(exc, Terminated) else "interrupted")
+            print(f"\n{what}: {_resume_hint(out, cfg.epochs, dist)}", file=sys.stderr, flush=True)
         return None
     except (RunError, OSError) as exc:  # e.g. a full disk, unreadable data
-        raise RunError(f"{exc}; {_resume_hint(out, cfg.epochs)}") from exc
+        if not dist.main:
+            raise
+        raise RunError(f"{exc}; {_resume_hint(out, cfg.epochs, dist)}") from exc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -137,13 +162,80 @@ def cmd_train(args: argparse.Namespace) -> int:
     every = getattr(args, "progress_every", DEFAULT_EVERY_S)
     if not every >= 0:  # also refuses nan
         raise UsageError(f"--progress-every must be a number of seconds >= 0, got {every:g}")
+    nproc, ranks = getattr(args, "nproc", None), env_ranks()
+    if nproc is not None and nproc < 1:
+        raise UsageError(f"--nproc must be an integer >= 1, got {nproc}")
+    if nproc is not None and ranks is not None:
+        raise UsageError(f"--nproc starts the processes itself, but this process is rank {ranks.rank} of "
+                         f"{ranks.world} already (torchrun): leave --nproc out")
+    timeout = getattr(args, "dist_timeout", DEFAULT_TIMEOUT_S)
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"--dist-timeout must be a finite number of seconds > 0, got {timeout:g}")
+    m_sharpness = getattr(args, "m_sharpness", False)
     cfg, out, resume = _resolve(args)
+    world = nproc if nproc is not None else 1 if ranks is None else ranks.world
     if "compare" in vars(args):
+        if world > 1 or m_sharpness:
+            raise UsageError("--compare trains the methods one after another in one process; train each "
+                             "on several with --nproc N --out <out>/<method>")
         return _compare(cfg, out, _compare_methods(args.compare), args)
-    result = _run(cfg, out, resume, args)
+    if nproc is not None and nproc > 1:
+        return _launch(cfg, args, nproc, m_sharpness)
+    if ranks is not None and ranks.world > 1:
+        return _rank(cfg, out, resume, args, ranks, timeout, m_sharpness)
+    result = _run(cfg, out, resume, args, dist=DistRun(m_sharpness=m_sharpness))
     if result is None:
         return EXIT_INTERRUPTED
     print(summary(result))
+    return 0
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    """The ``focalsam train`` sub-parser."""
+    from .main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
+
+
+def _launch(cfg: TrainConfig, args: argparse.Namespace, nproc: int, m_sharpness: bool) -> int:
+    """``--nproc N``: check here what every rank would refuse (global batch, method, device, paths),
+    then start the N ranks with the same flags (:mod:`~focalsam_fast.train.distributed_launch`)."""
+    ranks = Ranks(0, nproc, 0, nproc)
+    check_distributed(cfg, DistRun(ranks, m_sharpness))
+    rank_device(check_runtime(cfg), ranks)
+    preflight(cfg)
+    argv = rebuild_argv(_train_parser(), args, drop=("nproc",))
+    return launch([sys.executable, "-m", "focalsam_fast.cli", "train", *argv], nproc)
+
+
+def _rank(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse.Namespace, ranks: Ranks,
+          timeout: float, m_sharpness: bool) -> int:
+    """One rank of an N-process run: join the group, train, leave the group (after waiting for every
+    rank when all went well, at once after a failure so that no peer waits on this one).  Rank 0
+    reports; another rank reports only an error of its own, prefixed with its rank."""
+    dist = DistRun.start(ranks, cfg.device.split(":")[0], timeout, m_sharpness)
+    try:
+        result = _run(cfg, out, resume, args, dist=dist)
+    except PeerError:
+        dist.abandon()
+        if dist.main:
+            raise
+        return EXIT_USAGE
+    except RunError as exc:
+        dist.abandon()
+        if dist.main:
+            raise
+        raise RunError(f"rank {ranks.rank}: {exc}") from exc
+    except BaseException:
+        dist.abandon()
+        raise
+    if result is None:
+        dist.abandon()
+        return EXIT_INTERRUPTED
+    dist.finish()
+    if dist.main:
+        print(summary(result))
     return 0
 
 

@@ -1,7 +1,12 @@
 """The epoch loop: build everything from a :class:`TrainConfig`, train with per-epoch schedules,
 evaluate, log, checkpoint atomically with a digest, resume bit-identically (CPU).  A run owns its
 output folder (:class:`~focalsam_fast.train.runfolder.RunFolder`) from construction to the end of
-:meth:`Trainer.run`."""
+:meth:`Trainer.run`.
+
+On N processes (:mod:`~focalsam_fast.train.distributed`) every rank runs this loop on its share of
+each global batch with the model in DistributedDataParallel; rank 0 alone holds the folder, logs,
+shows progress and writes files; evaluation is gathered over the ranks (the same metrics as one
+process); a checkpoint written by any number of ranks resumes on any number."""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from ..data import LongTailedData
+from ..data.sampling import ShardSampler
 from ..kernels import ImplUnavailableError
 from . import plots
 from .builders import build_criterion, build_data, build_run_model, check_runtime, preflight
@@ -32,10 +38,20 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import TrainConfig, validate_config
+from .distributed import METHODS as DISTRIBUTED_METHODS
+from .distributed import (
+    DistRun,
+    PeerError,
+    is_comm_error,
+    one_line,
+    per_rank_batch,
+    rank_device,
+    step_forward,
+)
 from .errors import CheckpointError, DivergedError, SetupError
 from .files import atomic_write_text
 from .methods import build_optimizer, method_details
-from .metrics import EvalResult, autocast_for, evaluate, group_table, per_class_table
+from .metrics import EvalResult, autocast_for, group_table, per_class_table, predict, summarize
 from .precision import autocast_mode, precision_record, weight_dtype
 from .progress import DEFAULT_EVERY_S, EpochProgress, fmt_duration, progress_mode
 from .runfolder import RunFolder
@@ -69,16 +85,21 @@ def sampler_seed(seed: int) -> int:
 
 
 def make_loader(dataset: Any, cfg: TrainConfig, train: bool, generator: torch.Generator | None,
-                device: torch.device) -> DataLoader:
-    """Training loader (shuffled with ``generator``, which also seeds the workers) or test loader."""
-    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=train, generator=generator,
-                      num_workers=cfg.workers, pin_memory=device.type == "cuda", drop_last=False)
+                device: torch.device, sampler: Sampler | None = None,
+                batch_size: int | None = None) -> DataLoader:
+    """Training loader (shuffled with ``generator``, which also seeds the workers) or test loader;
+    a ``sampler`` (a rank's share) replaces the shuffling, ``batch_size`` the configured one."""
+    return DataLoader(dataset, batch_size=batch_size or cfg.batch_size, shuffle=train and sampler is None,
+                      sampler=sampler, generator=generator, num_workers=cfg.workers,
+                      pin_memory=device.type == "cuda", drop_last=False)
 
 
-def set_threads(cfg: TrainConfig, device: torch.device) -> int:
+def set_threads(cfg: TrainConfig, device: torch.device, processes: int = 1) -> int:
     """Apply ``cfg.threads`` or the default of :mod:`~focalsam_fast.train.threads` (physical cores
-    this process may use; one for the digits CNN on the CPU); returns the number set."""
-    threads = choose_threads(cfg.threads, cfg.model, device.type)
+    this process may use, shared by the ``processes`` ranks of this machine; one for the digits CNN
+    on the CPU); returns the number set."""
+    threads = cfg.threads if cfg.threads is not None else max(
+        1, choose_threads(None, cfg.model, device.type) // processes)
     torch.set_num_threads(threads)
     return threads
 
@@ -94,30 +115,46 @@ class Trainer:
     lock held until :meth:`run` ends or :meth:`close`), then builds data, model, loss, optimizer
     and schedules (and, with ``resume``, loads and checks the checkpoint), so that every setup
     error surfaces as a :class:`~focalsam_fast.train.errors.RunError` before any training.
+
+    ``dist``: this rank of a multi-process run (default: one process).  Only rank 0 claims the
+    folder, logs and shows progress; the ranks agree on the set-up's outcome (a failure on one
+    rank stops all of them here) and then wrap the model in DistributedDataParallel (:attr:`net`).
     """
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path | None, resume: str | Path | None = None,
                  log: Log = print, progress: bool | str | None = None,
-                 data: LongTailedData | None = None, progress_every_s: float = DEFAULT_EVERY_S) -> None:
+                 data: LongTailedData | None = None, progress_every_s: float = DEFAULT_EVERY_S,
+                 dist: DistRun | None = None) -> None:
+        self.dist = dist if dist is not None else DistRun()
         try:
             validate_config(cfg)
-            self.progress = progress_mode(progress)
+            self.progress = progress_mode(progress) if self.dist.main else "off"
         except ValueError as exc:
             raise SetupError(str(exc)) from exc
-        self.cfg, self.log, self.progress_every_s = cfg, log, progress_every_s
-        self.device = check_runtime(cfg)
-        self.threads = set_threads(cfg, self.device)
-        preflight(cfg)
-        self.folder = (RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}") if out_dir is None
-                       else RunFolder.claim(out_dir, resume_from=resume))
-        self.out_dir = self.folder.path
+        self.cfg, self.progress_every_s = cfg, progress_every_s
+        self.log: Log = log if self.dist.main else _silent
+        self.folder: RunFolder | None = None
+        error: BaseException | None = None
         try:
+            self.rank_batch = check_distributed(cfg, self.dist)
+            self.device = rank_device(check_runtime(cfg), self.dist.ranks)
+            self.threads = set_threads(cfg, self.device, self.dist.ranks.local_world)
+            preflight(cfg)
+            if self.dist.main:
+                self.folder = (RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}") if out_dir is None
+                               else RunFolder.claim(out_dir, resume_from=resume))
             self._build(resume, data)
+        except BaseException as exc:  # every rank learns the outcome before it raises
+            error = exc
+        try:
+            self.out_dir = self.dist.agree(error, None if self.folder is None else self.folder.path)
         except BaseException:
-            self.folder.discard()
+            if self.folder is not None:
+                self.folder.discard()
             raise
+        self.net = self.dist.wrap(self.model, self.device)
         self.short_run = short_run_notes(cfg, self.data.train)
-        if self.folder.removed_temp:
+        if self.folder is not None and self.folder.removed_temp:
             log(f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "
                 f"from {self.out_dir}")
 
@@ -148,10 +185,17 @@ class Trainer:
 
     def close(self) -> None:
         """Give up the output folder (done by :meth:`run` when it ends)."""
-        self.folder.release()
+        if self.folder is not None:
+            self.folder.release()
 
     # ------------------------------------------------------------------------------ state
     def _load_state(self, ckpt: dict[str, Any], path: str | Path) -> None:
+        saved = bool(ckpt.get("distributed", {}).get("m_sharpness", False))
+        if saved != self.dist.m_sharpness:
+            was = "with" if saved else "without"
+            raise CheckpointError(f"checkpoint {path} was trained {was} --m-sharpness; a resumed run "
+                                  f"keeps its perturbation (resume {was} it, or start a new run with "
+                                  "another --out)")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -185,6 +229,7 @@ class Trainer:
             "sampler_seed": self.seed_base,
             "rng": rng_state(),
             "history": self.history,
+            "distributed": {"world_size": self.dist.world, "m_sharpness": self.dist.m_sharpness},
         }
 
     @property
@@ -196,7 +241,10 @@ class Trainer:
     def closure(self, x: Tensor, y: Tensor) -> Callable[[], Any]:
         """The step closure for batch ``(x, y)`` under the run's autocast: per-sample losses and
         logits; the logits alone for Focal-SAM (its optimizer holds the loss); the backbone
-        features for CC-SAM (its optimizer applies the head)."""
+        features for CC-SAM (its optimizer applies the head).  The forward runs through
+        :attr:`net` (DistributedDataParallel on several ranks: a forward arms its gradient
+        all-reduce); with ``--m-sharpness`` the step's first forward, the one whose gradient sets
+        eps, runs under ``no_sync`` (each rank's own eps)."""
         model, criterion, amp = self.model, self.criterion, autocast_mode(self.cfg)
         if self.cfg.method == "ccsam":  # features in the head's dtype (float16 under --prec fp16)
             dtype = weight_dtype(self.cfg)
@@ -206,15 +254,19 @@ class Trainer:
                     return model.features(x).to(dtype)
             return features
 
+        net = step_forward(self.net, self.dist.m_sharpness)
+
+        def forward() -> Tensor:
+            with autocast_for(self.device, amp):
+                return net(x)
+
         if self.cfg.method == "focalsam":  # the optimizer applies the loss itself (fused kernel)
             def logits() -> Tensor:
-                with autocast_for(self.device, amp):
-                    return model(x).float()
+                return forward().float()
             return logits
 
         def losses() -> tuple[Tensor, Tensor]:
-            with autocast_for(self.device, amp):
-                logits = model(x)
+            logits = forward()
             return criterion(logits.float(), y), logits
         return losses
 
@@ -235,8 +287,11 @@ class Trainer:
         cfg = self.cfg
         if cfg.drw:
             apply_drw(self.criterion, self.data.class_counts, epoch, cfg.epochs)
-        gen = torch.Generator().manual_seed(self.seed_base + epoch)
-        loader = make_loader(self.data.train, cfg, True, gen, self.device)
+        sampler = ShardSampler(self.data.train, num_replicas=self.dist.world, rank=self.dist.rank,
+                               shuffle=True, seed=self.seed_base)
+        sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(self.seed_base + epoch)  # the workers' seeds
+        loader = make_loader(self.data.train, cfg, True, gen, self.device, sampler, self.rank_batch)
         steps = self.epoch_steps(len(loader))
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
@@ -252,13 +307,14 @@ class Trainer:
                 if logits is not None:
                     correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
-                bar.update(len(y), loss, self.global_step)
+                bar.update(len(y) * self.dist.world, loss, self.global_step)
                 if bar.done >= steps:
                     break
         finally:
             bar.close()
+        total_loss, correct, seen = self.dist.sum([total_loss, correct, seen], self.device)
         return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
-                "train_samples": seen, "train_seconds": time.perf_counter() - started}
+                "train_samples": int(seen), "train_seconds": time.perf_counter() - started}
 
     def train_step(self, x: Tensor, y: Tensor, epoch: int) -> tuple[float, Tensor | None]:
         """One optimizer step on the batch ``(x, y)`` (on the run's device): its mean loss and the
@@ -282,13 +338,21 @@ class Trainer:
         return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
 
     def evaluate(self) -> EvalResult:
-        """Accuracy on the test set (overall, head/medium/tail, per class)."""
-        loader = make_loader(self.data.test, self.cfg, False, None, self.device)
-        return evaluate(self.model, loader, self.data.num_classes, self.data.groups, self.device,
-                        autocast_mode(self.cfg), self.progress == "bar")
+        """Accuracy on the test set (overall, head/medium/tail, per class) of rank 0's model: each
+        rank predicts its share, the predictions are gathered in data-set order (the sampler's
+        padding dropped), so the metrics are those of one process."""
+        self.dist.sync_buffers(self.model)
+        test = self.data.test
+        sampler = None if not self.dist.active else ShardSampler(
+            test, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=False)
+        loader = make_loader(test, self.cfg, False, None, self.device, sampler)
+        preds, targets = predict(self.model, loader, self.device, autocast_mode(self.cfg),
+                                 self.progress == "bar")
+        preds, targets = self.dist.gather_predictions(preds, targets, len(test), self.device)
+        return summarize(preds, targets, self.data.num_classes, self.data.groups)
 
     def write_config(self) -> None:
-        """``config.json``: the resolved configuration plus derived settings."""
+        """``config.json``: the resolved configuration plus derived settings (rank 0)."""
         info = {**self.cfg.to_dict(), "resolved": {
             "num_classes": self.data.num_classes,
             "class_counts": list(self.data.class_counts),
@@ -299,6 +363,9 @@ class Trainer:
             "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
             "device": str(self.device),
             "threads": self.threads,
+            "processes": self.dist.world,
+            "per_process_batch": self.rank_batch,
+            "m_sharpness": self.dist.m_sharpness,
             "train_samples": len(self.data.train),
             "short_run": self.short_run,
         }}
@@ -310,6 +377,11 @@ class Trainer:
         complete checkpoint stays intact."""
         try:
             return self._run()
+        except RuntimeError as exc:
+            if self.dist.active and is_comm_error(exc):
+                raise PeerError(f"rank {self.dist.rank} lost contact with the other ranks (one of them "
+                                f"probably failed: see its error): {one_line(exc)}") from exc
+            raise
         finally:
             self.close()
 
@@ -319,9 +391,10 @@ class Trainer:
         atomic_write_text("".join(json.dumps(h) + "\n" for h in self.history), self.out_dir / "metrics.jsonl")
 
     def _run(self) -> RunResult:
-        cfg = self.cfg
-        self.write_config()
-        self._write_metrics()  # a resumed run drops the lines of epochs after its checkpoint
+        cfg, main = self.cfg, self.dist.main
+        if main:
+            self.write_config()
+            self._write_metrics()  # a resumed run drops the lines of epochs after its checkpoint
         result = None
         session: list[float] = []  # seconds of the epochs run by this process
         for epoch in range(self.start_epoch, cfg.epochs):
@@ -341,8 +414,9 @@ class Trainer:
             self.lr_sched.step()
             if self.rho_sched is not None:
                 self.rho_sched.step()
-            save_checkpoint(self.state(epoch + 1), self.checkpoint_path)
-            self._write_metrics()
+            if main:
+                save_checkpoint(self.state(epoch + 1), self.checkpoint_path)
+                self._write_metrics()
             session.append(record["seconds"])
             left = 0 if self.max_steps_reached else cfg.epochs - epoch - 1
             self.log(epoch_line(record, cfg.epochs, sum(session) / len(session) * left))
@@ -351,16 +425,37 @@ class Trainer:
         return self.finish(result)
 
     def finish(self, result: EvalResult) -> RunResult:
-        """Write ``final.json``, ``final.txt`` and the plots.  The training time is the sum of the
-        recorded epoch times, so it counts every session of a resumed run (and resuming a
+        """Write ``final.json``, ``final.txt`` and the plots (rank 0).  The training time is the sum
+        of the recorded epoch times, so it counts every session of a resumed run (and resuming a
         finished run keeps it)."""
         data = self.data
         seconds = sum(h["seconds"] for h in self.history)
         run = RunResult(self.cfg, self.out_dir, result, self.history, list(data.class_counts),
                         list(data.class_names), data.groups, seconds,
                         method_details(self.cfg, data), len(data.train), self.short_run)
-        write_final(run)
+        if self.dist.main:
+            write_final(run)
         return run
+
+
+def _silent(msg: str) -> None:
+    """The log of the ranks other than 0."""
+
+
+def check_distributed(cfg: TrainConfig, dist: DistRun) -> int:
+    """The per-process batch of ``cfg`` on ``dist``'s ranks; a one-line :class:`SetupError` for a
+    global batch that does not divide, a method not exact on several ranks yet, or
+    ``--m-sharpness`` where it means nothing (one process, SGD)."""
+    if dist.m_sharpness and not dist.active:
+        raise SetupError("--m-sharpness perturbs each process with its own gradient; it needs several "
+                         "processes (--nproc N >= 2 or torchrun)")
+    if dist.m_sharpness and cfg.method == "sgd":
+        raise SetupError("--m-sharpness sets how the SAM methods perturb; --method sgd has no perturbation")
+    if dist.active and cfg.method not in DISTRIBUTED_METHODS:
+        raise SetupError(f"--method {cfg.method} does not run on several processes yet (its per-class "
+                         f"perturbations are not exact for the global batch under DDP); use one process, "
+                         f"or one of {', '.join(DISTRIBUTED_METHODS)}")
+    return per_rank_batch(cfg.batch_size, dist.world)
 
 
 def cfg_summary(cfg: TrainConfig) -> str:
