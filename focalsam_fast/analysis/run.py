@@ -51,7 +51,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     the run's per-sample criterion (the SAM methods perturb the weights of this same loss), with the
     DRW class weights of the checkpoint's last epoch for a ``--drw`` run."""
     ckpt = load_checkpoint(path)
-    cfg = dataclasses.replace(checkpoint_config(ckpt, path), device=device)
+    cfg = dataclasses.replace(checkpoint_config(ckpt, path), device=device, prec="fp32")  # Hessians in fp32
     dev = resolve_device(device)
     set_threads(cfg, dev)
     data = build_data(cfg)

@@ -17,6 +17,7 @@ from ..train.config import TrainConfig, validate_config
 from ..train.engine import cfg_summary, make_loader, set_threads
 from ..train.files import atomic_write_text, probe_writable
 from ..train.metrics import EvalResult, evaluate, group_table, per_class_table
+from ..train.precision import autocast_mode
 from .main import UsageError
 from .train_cmd import absolute, progress_setting
 
@@ -39,6 +40,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = checkpoint_config(ckpt, checkpoint)
     changes: dict[str, Any] = {k: getattr(args, k) for k in ("batch_size", "workers", "amp")
                                if getattr(args, k) is not None}
+    if args.amp is not None:  # an explicit autocast replaces the trained precision (weights in fp32)
+        changes["prec"] = "fp32"
     if args.data_root is not None:
         changes["data_root"] = absolute(args.data_root)
     if args.device is not None:
@@ -69,7 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model.to(device)
     progress = progress_setting(args)
     result = evaluate(model, make_loader(data.test, cfg, False, None, device), data.num_classes,
-                      data.groups, device, cfg.amp, progress)
+                      data.groups, device, autocast_mode(cfg), progress)
     report: dict[str, Any] = {"checkpoint": checkpoint, "epoch": ckpt["epoch"], "test": result.to_dict()}
     print(f"{cfg_summary(cfg)}, checkpoint after epoch {ckpt['epoch']}/{cfg.epochs}\n")
     print(group_table({cfg.method: result}, data.groups))
@@ -90,7 +93,7 @@ def _eval_ood(model: Any, cfg: TrainConfig, data: Any, ood: dict[str, str], devi
 
     def top1(dataset: Any) -> EvalResult:
         loader = make_loader(dataset, cfg, False, None, device)
-        return evaluate(model, loader, data.num_classes, data.groups, device, cfg.amp, progress)
+        return evaluate(model, loader, data.num_classes, data.groups, device, autocast_mode(cfg), progress)
 
     for name, label in (("sketch", "ImageNet-Sketch"), ("v2", "ImageNetV2")):
         if name in ood:

@@ -12,6 +12,7 @@ from focalsam_fast.data.groups import (
     group_thresholds,
     per_class_accuracy,
     split_groups,
+    thresholds_for,
 )
 from focalsam_fast.data.integrity import CIFAR_COUNTS, DataIntegrityError, ExpectedCounts, check_class_counts
 from focalsam_fast.data.large_scale import STANDARD_COUNTS, build_list_dataset
@@ -20,7 +21,15 @@ from focalsam_fast.data.ood import OOD_COUNTS, ClassFolderDataset, corruption_er
 from focalsam_fast.data.profiles import imbalance_counts, select_long_tailed
 from focalsam_fast.data.registry import DATASETS, LongTailedData, build_dataset
 from focalsam_fast.data.sampling import sample_long_tailed_labels
-from focalsam_fast.data.transforms import CIFAR_MEAN, CIFAR_STD, build_transform
+from focalsam_fast.data.transforms import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    INAT_MEAN,
+    INAT_STD,
+    TRANSFORM_SETS,
+    build_transform,
+    transform_for,
+)
 
 __all__ = [
     "ALEXNET_ERRORS",
@@ -30,8 +39,11 @@ __all__ = [
     "CORRUPTIONS",
     "DATASETS",
     "GROUP_PRESETS",
+    "INAT_MEAN",
+    "INAT_STD",
     "OOD_COUNTS",
     "STANDARD_COUNTS",
+    "TRANSFORM_SETS",
     "ArrayDataset",
     "ClassFolderDataset",
     "CorruptImageError",
@@ -60,4 +72,6 @@ __all__ = [
     "sample_long_tailed_labels",
     "select_long_tailed",
     "split_groups",
+    "thresholds_for",
+    "transform_for",
 ]

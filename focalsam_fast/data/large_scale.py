@@ -7,7 +7,7 @@ from pathlib import Path
 
 from focalsam_fast.data.integrity import ExpectedCounts
 from focalsam_fast.data.listfile import ListFileDataset
-from focalsam_fast.data.transforms import build_transform
+from focalsam_fast.data.transforms import build_transform, transform_for
 
 # Default list-file names of the public releases (Liu et al. 2019 ImageNet-LT split; iNat 2018
 # lists as distributed with the decoupling / LIFT code); override with ``train_list``/``test_list``.
@@ -33,7 +33,7 @@ def build_list_dataset(
     root: str | Path,
     train_list: str | Path | None = None,
     test_list: str | Path | None = None,
-    transform: str = "imagenet",
+    transform: str | None = None,
     image_size: int | None = None,
     expected: Mapping[str, ExpectedCounts | None] | None = None,
 ) -> tuple[ListFileDataset, ListFileDataset, list[int], list[str]]:
@@ -43,7 +43,10 @@ def build_list_dataset(
     taken relative to ``root``).  Each list is checked against ``expected[split]`` (``None``: no
     count check; default: its :data:`STANDARD_COUNTS` entry when it has a standard name) and every
     listed image must exist (:class:`~focalsam_fast.data.integrity.DataIntegrityError` otherwise).
+    ``transform``: a transform set (default: the data set's own non-CLIP set, see
+    :func:`~focalsam_fast.data.transforms.transform_for`).
     """
+    transform = transform or transform_for(name, False)
     default_train, default_test, num_classes = LIST_FILES[name]
     root = Path(root)
     paths = {"train": root / (train_list or default_train), "test": root / (test_list or default_test)}

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from focalsam_fast.data.cifar import build_cifar_lt
 from focalsam_fast.data.digits import build_digits_lt
-from focalsam_fast.data.groups import GroupThresholds, group_thresholds, split_groups
+from focalsam_fast.data.groups import GroupThresholds, group_thresholds, split_groups, thresholds_for
 from focalsam_fast.data.large_scale import build_list_dataset
 
 
@@ -61,13 +61,13 @@ def _digits(root: str | Path | None, **options: Any) -> tuple:
     return build_digits_lt(**options)
 
 
-# name -> (builder, group preset)
-DATASETS: dict[str, tuple[Callable[..., tuple], str]] = {
-    "cifar10_lt": (_cifar(10), "cifar10"),
-    "cifar100_lt": (_cifar(100), "cifar100"),
-    "imagenet_lt": (_list("imagenet_lt"), "imagenet_lt"),
-    "inat2018": (_list("inat2018"), "inat2018"),
-    "digits_lt": (_digits, "digits"),
+# name -> builder
+DATASETS: dict[str, Callable[..., tuple]] = {
+    "cifar10_lt": _cifar(10),
+    "cifar100_lt": _cifar(100),
+    "imagenet_lt": _list("imagenet_lt"),
+    "inat2018": _list("inat2018"),
+    "digits_lt": _digits,
 }
 
 
@@ -81,16 +81,16 @@ def build_dataset(
 
     ``root``: torchvision CIFAR folder or JPEG tar archive (CIFAR), image root with list files
     (ImageNet-LT, iNat), ``None`` for ``digits_lt``.  ``thresholds``: head/medium/tail thresholds
-    or preset name (default: the data set's preset).  ``options`` go to the builder:
+    or preset name (default: the data set's thresholds at its imbalance ratio, see
+    :func:`~focalsam_fast.data.groups.thresholds_for`).  ``options`` go to the builder:
     CIFAR -> :func:`build_cifar_lt` (imb_ratio, profile, transform, image_size, download, cache_dir,
     seed); ImageNet-LT / iNat -> :func:`build_list_dataset` (train_list, test_list, transform,
     image_size); digits -> :func:`build_digits_lt` (imb_ratio, profile, test_per_class, seed).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
-    builder, preset = DATASETS[name]
-    train, test, counts, names = builder(root, **options)
+    train, test, counts, names = DATASETS[name](root, **options)
     if thresholds is None:
-        thresholds = preset
+        thresholds = thresholds_for(name, options.get("imb_ratio"))
     th = group_thresholds(thresholds) if isinstance(thresholds, str) else thresholds
     return LongTailedData(train, test, list(counts), list(names), th)

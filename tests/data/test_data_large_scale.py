@@ -16,6 +16,7 @@ from focalsam_fast.data import (
     STANDARD_COUNTS,
     DataIntegrityError,
     build_dataset,
+    build_transform,
     check_class_counts,
     parse_list_file,
 )
@@ -87,3 +88,17 @@ def test_standard_training_list_total(tmp_path: Path, seed: int) -> None:
         build_dataset("imagenet_lt", root, expected={"test": None})
     data = build_dataset("imagenet_lt", root, expected={"train": None, "test": None})
     assert data.class_counts == [1] * 1000 and len(data.test) == 1
+
+
+@pytest.mark.parametrize(("name", "transform_set"), [("imagenet_lt", "imagenet"), ("inat2018", "inat2018")])
+def test_list_data_sets_default_to_their_own_transforms(name: str, transform_set: str, tmp_path: Path,
+                                                        seed: int) -> None:
+    """``build_dataset`` without ``transform`` uses the data set's own set (iNat: its mean/std)."""
+    rng = np.random.default_rng(seed)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+    (tmp_path / "train.txt").write_text("0.png 0\n1.png 1\n")
+    data = build_dataset(name, tmp_path, train_list="train.txt", test_list="train.txt",
+                         expected={"train": None, "test": None})
+    for split, train in ((data.train, True), (data.test, False)):
+        assert repr(split.transform) == repr(build_transform(transform_set, train))

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from focalsam_fast.data import DATASETS, build_dataset, sample_long_tailed_labels
+from focalsam_fast.data import (
+    DATASETS,
+    build_dataset,
+    sample_long_tailed_labels,
+    split_groups,
+    thresholds_for,
+)
 
 
 def test_unknown_dataset_lists_valid_names() -> None:
@@ -44,3 +50,15 @@ def test_sampler_seeded_and_follows_prior(seed: int) -> None:
         sample_long_tailed_labels(counts, 4, seed=1, generator=gen)
     with pytest.raises(ValueError, match="non-negative"):
         sample_long_tailed_labels([0, 0], 4)
+
+
+@pytest.mark.parametrize(("ratio", "official"), [(10, True), (100, True), (37, False)])
+def test_default_thresholds_follow_the_imbalance_ratio(monkeypatch, ratio: int, official: bool) -> None:
+    """An API call without ``thresholds`` gets the data set's thresholds at its own ratio, not IR 100's."""
+    counts = [5000, 3000, 900, 500, 300, 120, 90, 50, 20, 10]
+    monkeypatch.setitem(DATASETS, "cifar10_lt",
+                        lambda root, **options: ([], [], counts, [str(k) for k in range(10)]))
+    data = build_dataset("cifar10_lt", "unused", imb_ratio=ratio)
+    assert data.thresholds == thresholds_for("cifar10_lt", ratio)
+    assert data.thresholds.official is official
+    assert data.groups == split_groups(counts, thresholds_for("cifar10_lt", ratio))

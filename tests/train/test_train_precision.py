@@ -245,3 +245,24 @@ def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed:
     bufs = [(s["momentum_buffer"], b["optimizer"]["base_optimizer"]["state"][k]["momentum_buffer"])
             for k, s in a["optimizer"]["base_optimizer"]["state"].items() if "momentum_buffer" in s]
     assert bufs and all(x.dtype == torch.float16 and torch.equal(x, y) for x, y in bufs)
+
+
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_precision_eval_cli_of_an_fp16_checkpoint(tiny_clip: None, focal_runs: dict[str, Trainer],
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  amp: str | None) -> None:
+    """``focalsam eval`` of an fp16 run: as trained (the run's own accuracy), or with ``--amp``,
+    which evaluates fp32 weights under that autocast instead of refusing the combination."""
+    from focalsam_fast.cli import eval_cmd
+    from focalsam_fast.cli.main import main
+
+    trainer = focal_runs["fp16"]
+    monkeypatch.setattr(eval_cmd, "build_data", lambda cfg: trainer.data)
+    monkeypatch.setattr(eval_cmd, "_check_stored_data_root", lambda cfg: None)
+    args = ["eval", str(trainer.checkpoint_path), "--out", str(tmp_path), "--device", "cpu"]
+    assert main([*args, *(["--amp", amp] if amp else [])]) == 0
+    overall = json.loads((tmp_path / "eval.json").read_text())["test"]["overall"]
+    if amp is None:
+        assert overall == trainer.history[-1]["test_overall"]
+    else:
+        assert 0.0 <= overall <= 1.0
