@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../common/dtypes.h"
+#include "../common/focal.h"
 #include "../common/formulas.h"
 
 namespace focalsam::cuda {
@@ -39,14 +40,6 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
               const SgdOptions& options, std::uintptr_t found_inf, const Launch& launch);
-
-/// See focalsam::cpu::FocalLossArgs (same layout; device pointers).
-struct FocalLossArgs {
-  std::uintptr_t logits, targets, coeff, scale, bias, margin, weight;
-  std::uintptr_t losses, grad_a, grad_b;
-  std::int64_t rows, cols;
-  ScalarArg grad_scale;  // multiplies both gradients (opmath; from a tensor when ptr is set)
-};
 
 /// Row-wise losses and both weighted logit gradients, one block per row (online logsumexp).
 /// Labels outside [0, cols) give NaN losses and gradients (no device-to-host check).

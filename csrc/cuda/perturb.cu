@@ -1,5 +1,5 @@
-// perturb: out = p + s * (p^2 if adaptive) * g over all tensors, s = rho*inv/(norm*inv + 1e-12)
-// evaluated by every thread from the device scalars (no host sync); a norm that is not finite
+// perturb: out = p + (p^2 if adaptive) * (g * s) over all tensors, s = rho / (norm*inv + 1e-12) * inv
+// (formulas.h) evaluated by every thread from the device scalars (no host sync); a norm that is not finite
 // copies p to out instead (perturb_keeps_params).  Lists: params, grads, out.
 #include "../common/formulas.h"
 #include "multi_tensor_apply.cuh"
