@@ -72,8 +72,8 @@ inline void check_perturb(const Ptrs& params, const Ptrs& grads, const Ptrs& out
   check_list("perturb", "out", out, numels, false);
 }
 
-inline void check_sgd_step(const Ptrs& params, const Ptrs& grads, const Ptrs& grads2, const Ptrs& momentum_buffers,
-                           const Numels& numels, double momentum) {
+inline void check_sgd_step(const Ptrs& params, const Ptrs& grads, const Ptrs& grads2,
+                           const Ptrs& momentum_buffers, const Numels& numels, double momentum) {
   check_numels("sgd_step", numels);
   check_list("sgd_step", "params", params, numels, false);
   check_list("sgd_step", "grads", grads, numels, false);

@@ -29,8 +29,8 @@ void perturb(int dtype, const PtrList& params, const PtrList& grads, const PtrLi
   check_perturb(params, grads, out, numels);
   check_num_threads("perturb", num_threads);
   py::gil_scoped_release nogil;
-  cpu::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho},
-               {inv_scale_ptr, inv_scale}, adaptive, num_threads);
+  cpu::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho}, {inv_scale_ptr, inv_scale},
+               adaptive, num_threads);
 }
 
 void sgd_step(int dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
@@ -52,7 +52,8 @@ void focal_loss(int dtype, std::uintptr_t logits, std::uintptr_t targets, std::u
                 std::uintptr_t grad_b, std::uintptr_t grad_scale_ptr, double grad_scale, int num_threads) {
   const DType dt = dtype_from_code(dtype);
   const ScalarArg scaled{grad_scale_ptr, grad_scale};
-  const FocalLossArgs args{logits, targets, coeff, scale, bias, margin, weight, losses, grad_a, grad_b, rows, cols, scaled};
+  const FocalLossArgs args{logits, targets, coeff,  scale, bias, margin, weight,
+                           losses, grad_a,  grad_b, rows,  cols, scaled};
   check_focal_loss(args);
   check_num_threads("focal_loss", num_threads);
   py::gil_scoped_release nogil;
@@ -69,7 +70,8 @@ PYBIND11_MODULE(_C_cpu, m) {
   m.def("perturb", &perturb, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("out"),
         py::arg("numels"), py::arg("norm_ptr"), py::arg("norm"), py::arg("rho_ptr"), py::arg("rho"),
         py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("num_threads"),
-        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv, out = p when norm is not finite; *_ptr (opmath "
+        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv, out = p when norm is not finite; *_ptr "
+        "(opmath "
         "scalars) override values");
   m.def("sgd_step", &sgd_step, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("grads2"),
         py::arg("momentum_buffers"), py::arg("numels"), py::arg("lr_ptr"), py::arg("lr"), py::arg("momentum"),
@@ -77,9 +79,9 @@ PYBIND11_MODULE(_C_cpu, m) {
         py::arg("first_step"), py::arg("found_inf"), py::arg("num_threads"),
         "g1 (+ g2) then one torch.optim.SGD update, in place; skipped when *found_inf (float32) != 0");
   m.def("focal_loss", &focal_loss, py::arg("dtype"), py::arg("logits"), py::arg("targets"), py::arg("coeff"),
-        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
-        py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"), py::arg("grad_scale"),
-        py::arg("num_threads"),
+        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"),
+        py::arg("cols"), py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"),
+        py::arg("grad_scale"), py::arg("num_threads"),
         "row-wise losses and the two weighted logit gradients times grad_scale (weight may be 0)");
   m.def("available_isas", &cpu::available_isas, "instruction sets of the passes this CPU can run");
   m.def("isa", &cpu::current_isa, "instruction set the passes run with");

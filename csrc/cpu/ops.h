@@ -39,8 +39,8 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
 /// out_t = p_t + (p_t^2 if adaptive) * (g_t * s),  s = rho / (norm * inv + 1e-12) * inv (formulas.h);
 /// out_t = p_t exactly when norm is not finite.
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, int num_threads);
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, int num_threads);
 
 /// (g1 [+ g2]) then one torch.optim.SGD update of params / momentum_buffers in place; nothing is
 /// written when found_inf (a float32 pointer, 0 = none) holds a non-zero value.

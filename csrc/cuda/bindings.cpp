@@ -27,8 +27,9 @@ void sq_norm(int dtype, const PtrList& grads, const PtrList& params, const Numel
   check_device("sq_norm", device);
   const std::int64_t need = cuda::sq_norm_workspace_size(numels);
   if (workspace_size < need) {
-    fail("sq_norm", "workspace_size = " + std::to_string(workspace_size) + " float64 slots but these numels need " +
-                        std::to_string(need) + " (workspace_size(numels))");
+    fail("sq_norm", "workspace_size = " + std::to_string(workspace_size) +
+                        " float64 slots but these numels need " + std::to_string(need) +
+                        " (workspace_size(numels))");
   }
   if (need > 0) check_pointer("sq_norm", "workspace", workspace);
   py::gil_scoped_release nogil;
@@ -67,7 +68,8 @@ void focal_loss(int dtype, std::uintptr_t logits, std::uintptr_t targets, std::u
                 std::uintptr_t stream) {
   const DType dt = dtype_from_code(dtype);
   const ScalarArg scaled{grad_scale_ptr, grad_scale};
-  const FocalLossArgs args{logits, targets, coeff, scale, bias, margin, weight, losses, grad_a, grad_b, rows, cols, scaled};
+  const FocalLossArgs args{logits, targets, coeff,  scale, bias, margin, weight,
+                           losses, grad_a,  grad_b, rows,  cols, scaled};
   check_focal_loss(args);
   check_device("focal_loss", device);
   py::gil_scoped_release nogil;
@@ -85,17 +87,20 @@ PYBIND11_MODULE(_C_cuda, m) {
         "out = sum_t ||(|p_t|) g_t||^2 (params may be empty); deterministic two-pass reduction");
   m.def("perturb", &perturb, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("out"),
         py::arg("numels"), py::arg("norm_ptr"), py::arg("norm"), py::arg("rho_ptr"), py::arg("rho"),
-        py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("device"), py::arg("stream"),
-        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv on the device, out = p when norm is not finite; "
+        py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("device"),
+        py::arg("stream"),
+        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv on the device, out = p when norm is not "
+        "finite; "
         "*_ptr override values");
   m.def("sgd_step", &sgd_step, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("grads2"),
         py::arg("momentum_buffers"), py::arg("numels"), py::arg("lr_ptr"), py::arg("lr"), py::arg("momentum"),
         py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
         py::arg("first_step"), py::arg("found_inf"), py::arg("device"), py::arg("stream"),
-        "g1 (+ g2) then one torch.optim.SGD update, in place, one pass; skipped when *found_inf (float32) != 0");
+        "g1 (+ g2) then one torch.optim.SGD update, in place, one pass; skipped when *found_inf (float32) != "
+        "0");
   m.def("focal_loss", &focal_loss, py::arg("dtype"), py::arg("logits"), py::arg("targets"), py::arg("coeff"),
-        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
-        py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"), py::arg("grad_scale"),
-        py::arg("device"), py::arg("stream"),
+        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"),
+        py::arg("cols"), py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"),
+        py::arg("grad_scale"), py::arg("device"), py::arg("stream"),
         "row-wise losses and the two weighted logit gradients times grad_scale (weight may be 0)");
 }

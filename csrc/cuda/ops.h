@@ -32,8 +32,8 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
 /// out_t = p_t + s * (p_t^2 if adaptive) * g_t, s computed on the device from norm/rho/inv_scale;
 /// out_t = p_t exactly when norm is not finite (decided on the device).
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, const Launch& launch);
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, const Launch& launch);
 
 /// (g1 [+ g2]) then one torch.optim.SGD update of params / momentum_buffers in place; nothing is
 /// written when found_inf (a device float32 pointer, 0 = none) holds a non-zero value.
