@@ -15,6 +15,16 @@
 
 namespace focalsam {
 
+/// Pointers and shape of focal_loss (host pointers for the CPU module, device pointers for the
+/// CUDA one); tables (coeff, scale, bias, margin, weight) are opmath vectors of length cols,
+/// targets int64 of length rows, weight may be 0 (no class weights).
+struct FocalLossArgs {
+  std::uintptr_t logits, targets, coeff, scale, bias, margin, weight;
+  std::uintptr_t losses, grad_a, grad_b;
+  std::int64_t rows, cols;
+  ScalarArg grad_scale;  // multiplies both gradients (opmath; from a tensor when ptr is set)
+};
+
 /// z'_j from the logit z_j (already in opmath A) and the class tables' entries of column j.
 template <class A>
 FS_HD A focal_adjusted(A z, A scale_j, A bias_j, A margin_j, bool is_target) {

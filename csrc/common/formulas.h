@@ -155,7 +155,8 @@ FS_HD void with_sgd_options(const SgdCoef<A>& c, F&& f) {
 template <class A>
 FS_HD void sgd_element(A& p, A g, A& buf, const SgdCoef<A>& c, A lr) {
   with_sgd_options(c, [&](auto mode, auto nesterov, auto weight_decay) {
-    sgd_update<A, decltype(mode)::value, decltype(nesterov)::value, decltype(weight_decay)::value>(p, g, buf, c, lr);
+    sgd_update<A, decltype(mode)::value, decltype(nesterov)::value, decltype(weight_decay)::value>(p, g, buf,
+                                                                                                   c, lr);
   });
 }
 

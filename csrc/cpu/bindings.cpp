@@ -16,10 +16,7 @@ namespace {
 void sq_norm(int dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
              std::uintptr_t out, int num_threads) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("sq_norm", numels);
-  check_list("sq_norm", "grads", grads, numels, false);
-  check_list("sq_norm", "params", params, numels, true);
-  check_pointer("sq_norm", "out", out);
+  check_sq_norm(grads, params, numels, out);
   check_num_threads("sq_norm", num_threads);
   py::gil_scoped_release nogil;
   cpu::sq_norm(dt, grads, params, numels, out, num_threads);
@@ -29,14 +26,11 @@ void perturb(int dtype, const PtrList& params, const PtrList& grads, const PtrLi
              const NumelList& numels, std::uintptr_t norm_ptr, double norm, std::uintptr_t rho_ptr,
              double rho, std::uintptr_t inv_scale_ptr, double inv_scale, bool adaptive, int num_threads) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("perturb", numels);
-  check_list("perturb", "params", params, numels, false);
-  check_list("perturb", "grads", grads, numels, false);
-  check_list("perturb", "out", out, numels, false);
+  check_perturb(params, grads, out, numels);
   check_num_threads("perturb", num_threads);
   py::gil_scoped_release nogil;
-  cpu::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho},
-               {inv_scale_ptr, inv_scale}, adaptive, num_threads);
+  cpu::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho}, {inv_scale_ptr, inv_scale},
+               adaptive, num_threads);
 }
 
 void sgd_step(int dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
@@ -44,11 +38,7 @@ void sgd_step(int dtype, const PtrList& params, const PtrList& grads, const PtrL
               double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
               bool first_step, std::uintptr_t found_inf, int num_threads) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("sgd_step", numels);
-  check_list("sgd_step", "params", params, numels, false);
-  check_list("sgd_step", "grads", grads, numels, false);
-  check_list("sgd_step", "grads2", grads2, numels, true);
-  if (momentum != 0.0) check_list("sgd_step", "momentum_buffers", momentum_buffers, numels, false);
+  check_sgd_step(params, grads, grads2, momentum_buffers, numels, momentum);
   check_num_threads("sgd_step", num_threads);
   py::gil_scoped_release nogil;
   cpu::sgd_step(dt, params, grads, grads2, momentum_buffers, numels, {lr_ptr, lr},
@@ -61,23 +51,13 @@ void focal_loss(int dtype, std::uintptr_t logits, std::uintptr_t targets, std::u
                 std::int64_t rows, std::int64_t cols, std::uintptr_t losses, std::uintptr_t grad_a,
                 std::uintptr_t grad_b, std::uintptr_t grad_scale_ptr, double grad_scale, int num_threads) {
   const DType dt = dtype_from_code(dtype);
-  check_shape("focal_loss", rows, cols);
-  if (rows > 0) {
-    check_pointer("focal_loss", "logits", logits);
-    check_pointer("focal_loss", "targets", targets);
-    check_pointer("focal_loss", "losses", losses);
-    check_pointer("focal_loss", "grad_a", grad_a);
-    check_pointer("focal_loss", "grad_b", grad_b);
-  }
-  check_pointer("focal_loss", "coeff", coeff);
-  check_pointer("focal_loss", "scale", scale);
-  check_pointer("focal_loss", "bias", bias);
-  check_pointer("focal_loss", "margin", margin);
+  const ScalarArg scaled{grad_scale_ptr, grad_scale};
+  const FocalLossArgs args{logits, targets, coeff,  scale, bias, margin, weight,
+                           losses, grad_a,  grad_b, rows,  cols, scaled};
+  check_focal_loss(args);
   check_num_threads("focal_loss", num_threads);
   py::gil_scoped_release nogil;
-  cpu::focal_loss(dt, {logits, targets, coeff, scale, bias, margin, weight, losses, grad_a, grad_b, rows, cols,
-                   {grad_scale_ptr, grad_scale}},
-                  num_threads);
+  cpu::focal_loss(dt, args, num_threads);
 }
 
 }  // namespace
@@ -90,7 +70,8 @@ PYBIND11_MODULE(_C_cpu, m) {
   m.def("perturb", &perturb, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("out"),
         py::arg("numels"), py::arg("norm_ptr"), py::arg("norm"), py::arg("rho_ptr"), py::arg("rho"),
         py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("num_threads"),
-        "out = p + s (p^2) g, s = rho inv / (norm inv + 1e-12), out = p when norm is not finite; *_ptr (opmath "
+        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv, out = p when norm is not finite; *_ptr "
+        "(opmath "
         "scalars) override values");
   m.def("sgd_step", &sgd_step, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("grads2"),
         py::arg("momentum_buffers"), py::arg("numels"), py::arg("lr_ptr"), py::arg("lr"), py::arg("momentum"),
@@ -98,9 +79,9 @@ PYBIND11_MODULE(_C_cpu, m) {
         py::arg("first_step"), py::arg("found_inf"), py::arg("num_threads"),
         "g1 (+ g2) then one torch.optim.SGD update, in place; skipped when *found_inf (float32) != 0");
   m.def("focal_loss", &focal_loss, py::arg("dtype"), py::arg("logits"), py::arg("targets"), py::arg("coeff"),
-        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
-        py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"), py::arg("grad_scale"),
-        py::arg("num_threads"),
+        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"),
+        py::arg("cols"), py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"),
+        py::arg("grad_scale"), py::arg("num_threads"),
         "row-wise losses and the two weighted logit gradients times grad_scale (weight may be 0)");
   m.def("available_isas", &cpu::available_isas, "instruction sets of the passes this CPU can run");
   m.def("isa", &cpu::current_isa, "instruction set the passes run with");

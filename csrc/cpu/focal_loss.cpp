@@ -62,8 +62,8 @@ void focal_loss_rows(const FocalLossArgs& a, int num_threads) {
   const A batch = static_cast<A>(a.rows);
   const A grad_scale = device_scalar<A>(a.grad_scale).get();
   // one thread per 2^18 logits at least (small batches stay on the calling thread)
-  const auto nt = static_cast<int>(
-      std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads, a.rows * a.cols / (std::int64_t{1} << 18))));
+  const auto nt = static_cast<int>(std::max<std::int64_t>(
+      1, std::min<std::int64_t>(num_threads, a.rows * a.cols / (std::int64_t{1} << 18))));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     std::vector<A> adj(static_cast<std::size_t>(a.cols));
@@ -71,8 +71,10 @@ void focal_loss_rows(const FocalLossArgs& a, int num_threads) {
     for (std::int64_t i = 0; i < a.rows; ++i) {
       const T* z = logits + i * a.cols;
       const std::int64_t y = targets[i];
-      for (std::int64_t j = 0; j < a.cols; ++j) adj[j] = focal_adjusted(load(z[j]), scale[j], bias[j], A(0), false);
-      if (focal_label_valid(y, a.cols)) adj[y] = focal_adjusted(load(z[y]), scale[y], bias[y], margin[y], true);
+      for (std::int64_t j = 0; j < a.cols; ++j)
+        adj[j] = focal_adjusted(load(z[j]), scale[j], bias[j], A(0), false);
+      if (focal_label_valid(y, a.cols))
+        adj[y] = focal_adjusted(load(z[y]), scale[y], bias[y], margin[y], true);
       State state = lse_identity<A, double>();
       for (std::int64_t j0 = 0; j0 < a.cols; j0 += kBlock) {
         state = lse_merge(state, block_state(adj.data() + j0, std::min(kBlock, a.cols - j0)));

@@ -7,13 +7,13 @@
 
 namespace focalsam::cpu {
 
-#define FOCALSAM_DECLARE_ISA(isa)                                                                       \
-  namespace isa {                                                                                       \
-  void sq_norm(DType, const PtrList&, const PtrList&, const NumelList&, std::uintptr_t, int);            \
+#define FOCALSAM_DECLARE_ISA(isa)                                                                         \
+  namespace isa {                                                                                         \
+  void sq_norm(DType, const PtrList&, const PtrList&, const NumelList&, std::uintptr_t, int);             \
   void perturb(DType, const PtrList&, const PtrList&, const PtrList&, const NumelList&, const ScalarArg&, \
-               const ScalarArg&, const ScalarArg&, bool, int);                                          \
-  void sgd_step(DType, const PtrList&, const PtrList&, const PtrList&, const PtrList&, const NumelList&, \
-                const ScalarArg&, const SgdOptions&, std::uintptr_t, int);                              \
+               const ScalarArg&, const ScalarArg&, bool, int);                                            \
+  void sgd_step(DType, const PtrList&, const PtrList&, const PtrList&, const PtrList&, const NumelList&,  \
+                const ScalarArg&, const SgdOptions&, std::uintptr_t, int);                                \
   }
 
 FOCALSAM_DECLARE_ISA(isa_default)
@@ -52,7 +52,8 @@ void set_isa(const std::string& name) {
   if (std::find(names.begin(), names.end(), name) == names.end()) {
     std::string valid;
     for (const std::string& n : names) valid += (valid.empty() ? "'" : ", '") + n + "'";
-    throw std::invalid_argument("set_isa: '" + name + "' is not available on this CPU/build; valid: " + valid);
+    throw std::invalid_argument("set_isa: '" + name +
+                                "' is not available on this CPU/build; valid: " + valid);
   }
   avx2_selected().store(name == "avx2", std::memory_order_relaxed);
 }
@@ -69,8 +70,8 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
 }
 
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, int num_threads) {
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, int num_threads) {
   FOCALSAM_CALL(perturb, dtype, params, grads, outs, numels, norm, rho, inv_scale, adaptive, num_threads);
 }
 

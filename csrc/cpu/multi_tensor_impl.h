@@ -53,7 +53,8 @@ struct Schedule {
   Schedule(const NumelList& numels, int requested) : chunks(make_chunks(numels)), end(chunks.size()) {
     std::int64_t total = 0;
     for (std::size_t i = 0; i < chunks.size(); ++i) end[i] = total += chunks[i].size;
-    threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(requested, total / kMinElementsPerThread)));
+    threads = static_cast<int>(
+        std::max<std::int64_t>(1, std::min<std::int64_t>(requested, total / kMinElementsPerThread)));
   }
 
   std::int64_t elements() const { return end.empty() ? 0 : end.back(); }
@@ -188,8 +189,8 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
 }
 
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, int num_threads) {
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, int num_threads) {
   const Schedule sched(numels, num_threads);
   [[maybe_unused]] const bool stream = sched.elements() >= kStreamMinElements;
   dispatch_dtype(dtype, [&](auto tag) {
@@ -214,7 +215,8 @@ void perturb(DType dtype, const PtrList& params, const PtrList& grads, const Ptr
 #if defined(__AVX2__)
       if constexpr (std::is_same_v<T, float>) {
         if (stream && o != p) {
-          adaptive ? perturb_chunk_stream<true>(p, g, o, c.size, s) : perturb_chunk_stream<false>(p, g, o, c.size, s);
+          adaptive ? perturb_chunk_stream<true>(p, g, o, c.size, s)
+                   : perturb_chunk_stream<false>(p, g, o, c.size, s);
           return;
         }
       }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../common/dtypes.h"
+#include "../common/focal.h"
 #include "../common/formulas.h"
 
 namespace focalsam::cpu {
@@ -35,26 +36,17 @@ void set_isa(const std::string& name);
 void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const NumelList& numels,
              std::uintptr_t out, int num_threads);
 
-/// out_t = p_t + s * (p_t^2 if adaptive) * g_t,  s = rho * inv / (norm * inv + 1e-12);
+/// out_t = p_t + (p_t^2 if adaptive) * (g_t * s),  s = rho / (norm * inv + 1e-12) * inv (formulas.h);
 /// out_t = p_t exactly when norm is not finite.
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, int num_threads);
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, int num_threads);
 
 /// (g1 [+ g2]) then one torch.optim.SGD update of params / momentum_buffers in place; nothing is
 /// written when found_inf (a float32 pointer, 0 = none) holds a non-zero value.
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
               const SgdOptions& options, std::uintptr_t found_inf, int num_threads);
-
-/// Pointers and shape of focal_loss; tables (coeff, scale, bias, margin, weight) are opmath
-/// vectors of length cols, targets int64 of length rows, weight may be 0 (no class weights).
-struct FocalLossArgs {
-  std::uintptr_t logits, targets, coeff, scale, bias, margin, weight;
-  std::uintptr_t losses, grad_a, grad_b;
-  std::int64_t rows, cols;
-  ScalarArg grad_scale;  // multiplies both gradients (opmath; from a tensor when ptr is set)
-};
 
 /// Row-wise losses and both weighted logit gradients (reference.focal_loss); a label outside
 /// [0, cols) gives a NaN loss and NaN gradient rows.

@@ -23,15 +23,13 @@ void sq_norm(int dtype, const PtrList& grads, const PtrList& params, const Numel
              std::uintptr_t out, std::uintptr_t workspace, std::int64_t workspace_size, int device,
              std::uintptr_t stream) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("sq_norm", numels);
-  check_list("sq_norm", "grads", grads, numels, false);
-  check_list("sq_norm", "params", params, numels, true);
-  check_pointer("sq_norm", "out", out);
+  check_sq_norm(grads, params, numels, out);
   check_device("sq_norm", device);
   const std::int64_t need = cuda::sq_norm_workspace_size(numels);
   if (workspace_size < need) {
-    fail("sq_norm", "workspace_size = " + std::to_string(workspace_size) + " float64 slots but these numels need " +
-                        std::to_string(need) + " (workspace_size(numels))");
+    fail("sq_norm", "workspace_size = " + std::to_string(workspace_size) +
+                        " float64 slots but these numels need " + std::to_string(need) +
+                        " (workspace_size(numels))");
   }
   if (need > 0) check_pointer("sq_norm", "workspace", workspace);
   py::gil_scoped_release nogil;
@@ -43,10 +41,7 @@ void perturb(int dtype, const PtrList& params, const PtrList& grads, const PtrLi
              double rho, std::uintptr_t inv_scale_ptr, double inv_scale, bool adaptive, int device,
              std::uintptr_t stream) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("perturb", numels);
-  check_list("perturb", "params", params, numels, false);
-  check_list("perturb", "grads", grads, numels, false);
-  check_list("perturb", "out", out, numels, false);
+  check_perturb(params, grads, out, numels);
   check_device("perturb", device);
   py::gil_scoped_release nogil;
   cuda::perturb(dt, params, grads, out, numels, {norm_ptr, norm}, {rho_ptr, rho}, {inv_scale_ptr, inv_scale},
@@ -58,11 +53,7 @@ void sgd_step(int dtype, const PtrList& params, const PtrList& grads, const PtrL
               double momentum, double dampening, double weight_decay, bool nesterov, bool maximize,
               bool first_step, std::uintptr_t found_inf, int device, std::uintptr_t stream) {
   const DType dt = dtype_from_code(dtype);
-  check_numels("sgd_step", numels);
-  check_list("sgd_step", "params", params, numels, false);
-  check_list("sgd_step", "grads", grads, numels, false);
-  check_list("sgd_step", "grads2", grads2, numels, true);
-  if (momentum != 0.0) check_list("sgd_step", "momentum_buffers", momentum_buffers, numels, false);
+  check_sgd_step(params, grads, grads2, momentum_buffers, numels, momentum);
   check_device("sgd_step", device);
   py::gil_scoped_release nogil;
   cuda::sgd_step(dt, params, grads, grads2, momentum_buffers, numels, {lr_ptr, lr},
@@ -76,23 +67,13 @@ void focal_loss(int dtype, std::uintptr_t logits, std::uintptr_t targets, std::u
                 std::uintptr_t grad_b, std::uintptr_t grad_scale_ptr, double grad_scale, int device,
                 std::uintptr_t stream) {
   const DType dt = dtype_from_code(dtype);
-  check_shape("focal_loss", rows, cols);
-  if (rows > 0) {
-    check_pointer("focal_loss", "logits", logits);
-    check_pointer("focal_loss", "targets", targets);
-    check_pointer("focal_loss", "losses", losses);
-    check_pointer("focal_loss", "grad_a", grad_a);
-    check_pointer("focal_loss", "grad_b", grad_b);
-  }
-  check_pointer("focal_loss", "coeff", coeff);
-  check_pointer("focal_loss", "scale", scale);
-  check_pointer("focal_loss", "bias", bias);
-  check_pointer("focal_loss", "margin", margin);
+  const ScalarArg scaled{grad_scale_ptr, grad_scale};
+  const FocalLossArgs args{logits, targets, coeff,  scale, bias, margin, weight,
+                           losses, grad_a,  grad_b, rows,  cols, scaled};
+  check_focal_loss(args);
   check_device("focal_loss", device);
   py::gil_scoped_release nogil;
-  cuda::focal_loss(dt, {logits, targets, coeff, scale, bias, margin, weight, losses, grad_a, grad_b, rows, cols,
-                   {grad_scale_ptr, grad_scale}},
-                   Launch{device, stream});
+  cuda::focal_loss(dt, args, Launch{device, stream});
 }
 
 }  // namespace
@@ -106,17 +87,20 @@ PYBIND11_MODULE(_C_cuda, m) {
         "out = sum_t ||(|p_t|) g_t||^2 (params may be empty); deterministic two-pass reduction");
   m.def("perturb", &perturb, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("out"),
         py::arg("numels"), py::arg("norm_ptr"), py::arg("norm"), py::arg("rho_ptr"), py::arg("rho"),
-        py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("device"), py::arg("stream"),
-        "out = p + s (p^2) g, s = rho inv / (norm inv + 1e-12) on the device, out = p when norm is not finite; "
+        py::arg("inv_scale_ptr"), py::arg("inv_scale"), py::arg("adaptive"), py::arg("device"),
+        py::arg("stream"),
+        "out = p + (p^2) (g s), s = rho / (norm inv + 1e-12) inv on the device, out = p when norm is not "
+        "finite; "
         "*_ptr override values");
   m.def("sgd_step", &sgd_step, py::arg("dtype"), py::arg("params"), py::arg("grads"), py::arg("grads2"),
         py::arg("momentum_buffers"), py::arg("numels"), py::arg("lr_ptr"), py::arg("lr"), py::arg("momentum"),
         py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
         py::arg("first_step"), py::arg("found_inf"), py::arg("device"), py::arg("stream"),
-        "g1 (+ g2) then one torch.optim.SGD update, in place, one pass; skipped when *found_inf (float32) != 0");
+        "g1 (+ g2) then one torch.optim.SGD update, in place, one pass; skipped when *found_inf (float32) != "
+        "0");
   m.def("focal_loss", &focal_loss, py::arg("dtype"), py::arg("logits"), py::arg("targets"), py::arg("coeff"),
-        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"), py::arg("cols"),
-        py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"), py::arg("grad_scale"),
-        py::arg("device"), py::arg("stream"),
+        py::arg("scale"), py::arg("bias"), py::arg("margin"), py::arg("weight"), py::arg("rows"),
+        py::arg("cols"), py::arg("losses"), py::arg("grad_a"), py::arg("grad_b"), py::arg("grad_scale_ptr"),
+        py::arg("grad_scale"), py::arg("device"), py::arg("stream"),
         "row-wise losses and the two weighted logit gradients times grad_scale (weight may be 0)");
 }

@@ -73,7 +73,8 @@ class DeviceGuard {
 };
 
 template <int depth, class Functor, class... Args>
-__global__ void __launch_bounds__(kBlockSize) multi_tensor_kernel(TensorListMeta<depth> meta, Functor f, Args... args) {
+__global__ void __launch_bounds__(kBlockSize)
+    multi_tensor_kernel(TensorListMeta<depth> meta, Functor f, Args... args) {
   f(meta, args...);
 }
 
@@ -184,7 +185,8 @@ struct ChunkView {
     const int part = static_cast<int>(blockIdx.x) % meta.blocks_per_chunk;
     sub_chunks = kSubChunks / meta.blocks_per_chunk;
     tensor = meta.chunk_to_tensor[entry];
-    offset = static_cast<std::int64_t>(meta.chunk_index[entry]) * kChunkSize + part * sub_chunks * kSubChunkSize;
+    offset =
+        static_cast<std::int64_t>(meta.chunk_index[entry]) * kChunkSize + part * sub_chunks * kSubChunkSize;
     size = meta.numel[tensor] - offset;
     if (size > sub_chunks * kSubChunkSize) size = sub_chunks * kSubChunkSize;
     if (size < 0) size = 0;

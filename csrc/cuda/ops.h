@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../common/dtypes.h"
+#include "../common/focal.h"
 #include "../common/formulas.h"
 
 namespace focalsam::cuda {
@@ -31,22 +32,14 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
 /// out_t = p_t + s * (p_t^2 if adaptive) * g_t, s computed on the device from norm/rho/inv_scale;
 /// out_t = p_t exactly when norm is not finite (decided on the device).
 void perturb(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& outs,
-             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho,
-             const ScalarArg& inv_scale, bool adaptive, const Launch& launch);
+             const NumelList& numels, const ScalarArg& norm, const ScalarArg& rho, const ScalarArg& inv_scale,
+             bool adaptive, const Launch& launch);
 
 /// (g1 [+ g2]) then one torch.optim.SGD update of params / momentum_buffers in place; nothing is
 /// written when found_inf (a device float32 pointer, 0 = none) holds a non-zero value.
 void sgd_step(DType dtype, const PtrList& params, const PtrList& grads, const PtrList& grads2,
               const PtrList& momentum_buffers, const NumelList& numels, const ScalarArg& lr,
               const SgdOptions& options, std::uintptr_t found_inf, const Launch& launch);
-
-/// See focalsam::cpu::FocalLossArgs (same layout; device pointers).
-struct FocalLossArgs {
-  std::uintptr_t logits, targets, coeff, scale, bias, margin, weight;
-  std::uintptr_t losses, grad_a, grad_b;
-  std::int64_t rows, cols;
-  ScalarArg grad_scale;  // multiplies both gradients (opmath; from a tensor when ptr is set)
-};
 
 /// Row-wise losses and both weighted logit gradients, one block per row (online logsumexp).
 /// Labels outside [0, cols) give NaN losses and gradients (no device-to-host check).

@@ -15,7 +15,8 @@ struct SgdFunctor {
   static constexpr int kDepth = 2 + kG2 + kBuf;
   static constexpr int kBufList = 2 + kG2;
 
-  __device__ void operator()(const TensorListMeta<kDepth>& meta, SgdCoef<A> coef, const float* found_inf) const {
+  __device__ void operator()(const TensorListMeta<kDepth>& meta, SgdCoef<A> coef,
+                             const float* found_inf) const {
     if (step_skipped(found_inf)) return;
     const ChunkView<kDepth> c(meta);
     T* ptrs[kDepth];
@@ -25,7 +26,7 @@ struct SgdFunctor {
     unsigned read_mask = (1u << kDepth) - 1u;
     if (kBuf && coef.first_step) read_mask &= ~(1u << kBufList);  // the buffer is overwritten
     const unsigned write_mask = 1u | (kBuf ? 1u << kBufList : 0u);
-    for_each_tile<kDepth>(ptrs, c.size, read_mask, write_mask, [&](T (&r)[kDepth][kILP<T>], int) {
+    for_each_tile<kDepth>(ptrs, c.size, read_mask, write_mask, [&](T(&r)[kDepth][kILP<T>], int) {
 #pragma unroll
       for (int k = 0; k < kILP<T>; ++k) {
         A g = load(r[1][k]);

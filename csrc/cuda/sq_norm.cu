@@ -26,7 +26,7 @@ struct SqNormFunctor {
         T* ptr_list[depth];
 #pragma unroll
         for (int d = 0; d < depth; ++d) ptr_list[d] = c.template ptr<T>(meta, d) + begin;
-        for_each_tile<depth>(ptr_list, n, (1u << depth) - 1u, 0u, [&](T (&r)[depth][kILP<T>], int valid) {
+        for_each_tile<depth>(ptr_list, n, (1u << depth) - 1u, 0u, [&](T(&r)[depth][kILP<T>], int valid) {
 #pragma unroll
           for (int i = 0; i < kILP<T>; ++i) {
             if (i < valid) {
@@ -46,7 +46,8 @@ struct SqNormFunctor {
 };
 
 template <class A>
-__global__ void __launch_bounds__(kBlockSize) sum_partials_kernel(const double* partials, std::int64_t n, A* out) {
+__global__ void __launch_bounds__(kBlockSize)
+    sum_partials_kernel(const double* partials, std::int64_t n, A* out) {
   double acc = 0.0;
   for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partials[i];
   acc = block_sum(acc);
@@ -67,10 +68,11 @@ void sq_norm(DType dtype, const PtrList& grads, const PtrList& params, const Num
     if (params.empty()) {
       multi_tensor_apply<1>({&grads}, numels, launch.device, stream, SqNormFunctor<T, false>{}, partials);
     } else {
-      multi_tensor_apply<2>({&grads, &params}, numels, launch.device, stream, SqNormFunctor<T, true>{}, partials);
+      multi_tensor_apply<2>({&grads, &params}, numels, launch.device, stream, SqNormFunctor<T, true>{},
+                            partials);
     }
-    sum_partials_kernel<opmath_t<T>><<<1, kBlockSize, 0, stream>>>(partials, num_sub_chunks(numels),
-                                                                    reinterpret_cast<opmath_t<T>*>(out));
+    sum_partials_kernel<opmath_t<T>>
+        <<<1, kBlockSize, 0, stream>>>(partials, num_sub_chunks(numels), reinterpret_cast<opmath_t<T>*>(out));
     check_cuda(cudaGetLastError(), "sq_norm sum_partials_kernel");
   });
 }

@@ -105,7 +105,7 @@ def _prepare(
     out = list(tensors)
     for i, t in enumerate(out):
         ref = None if like is None else like[i]
-        # fast path (about 0.5 us per tensor): the right dtype/device, contiguous like its reference
+        # fast path (a few attribute reads): the right dtype/device, contiguous like its reference
         if (isinstance(t, Tensor) and t.layout is torch.strided and t.dtype is dtype
                 and t.get_device() == index and t.is_contiguous()
                 and (ref is None or (ref.is_contiguous() and t.shape == ref.shape))):
@@ -196,7 +196,8 @@ def _perturb(
     inv_scale_value: float,
     adaptive: bool,
 ) -> None:
-    r"""``out_t = p_t + s (p_t^2 if adaptive) g_t``, :math:`s = \rho\iota / (\lVert h\rVert\iota + 10^{-12})`.
+    r"""``out_t = p_t + (p_t^2 if adaptive) (g_t s)``,
+    :math:`s = \rho / (\lVert h\rVert\iota + 10^{-12})\,\iota`.
 
     Each of norm / rho / inv_scale is the tensor when given, else the float."""
     dtype, device = params[0].dtype, params[0].device
@@ -317,7 +318,7 @@ def _(logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tenso
 def _eager() -> bool:
     """True in eager code under ``torch.no_grad()`` (the optimizers' case): the public functions
     then call the implementations directly and bump the version counters of mutated tensors in
-    one call, which saves the custom-op dispatch (about 0.2-0.6 ms per pass on 161 tensors).
+    one call, which saves the custom-op dispatch (its cost per pass: docs/benchmarks/README.md).
     Traced code and grad mode go through the ``focalsam::`` ops."""
     return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
@@ -342,7 +343,7 @@ def perturb(
     adaptive: bool = False,
     inv_scale: float | Tensor = 1.0,
 ) -> None:
-    """``out = p + s * (p^2 if adaptive) * g`` in one pass, see :func:`reference.perturb`."""
+    """``out = p + (p * p if adaptive) * (g * s)`` in one pass, see :func:`reference.perturb`."""
     if not params:
         return
     args = (list(params), list(grads), list(out), *_split(norm), *_split(rho), *_split(inv_scale), adaptive)

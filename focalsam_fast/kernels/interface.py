@@ -49,8 +49,9 @@ class KernelModule(Protocol):
     def perturb(self, params: Sequence[Tensor], grads: Sequence[Tensor], out: Sequence[Tensor],
                 norm: Tensor, rho: float | Tensor, adaptive: bool = False,
                 inv_scale: float | Tensor = 1.0) -> None:
-        r"""``out_t = p_t + s (p_t^2 if adaptive) g_t`` with
-        :math:`s = \rho\iota/(\lVert h\rVert\iota + 10^{-12})`; ``out_t = p_t`` for a non-finite norm."""
+        r"""``out_t = p_t + (p_t^2 if adaptive) (g_t s)`` with
+        :math:`s = \rho/(\lVert h\rVert\iota + 10^{-12})\,\iota`, in this rounding order (docs/spec.md §3);
+        ``out_t = p_t`` for a non-finite norm."""
 
     def sgd_step(self, params: Sequence[Tensor], grads: Sequence[Tensor], grads2: Sequence[Tensor] | None,
                  momentum_buffers: Sequence[Tensor], *, lr: float | Tensor, momentum: float,

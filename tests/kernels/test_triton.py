@@ -408,7 +408,9 @@ def test_no_host_sync_after_warm_up() -> None:
 
 def test_kernels_compile_for_cuda() -> None:
     """Compile every kernel for sm_90 ahead of time (no GPU needed): catches what the interpreter
-    accepts but the compiler rejects, and checks that full chunks use 16-byte accesses."""
+    accepts but the compiler rejects, and checks that full chunks use 16-byte accesses and that the
+    per-element passes, compiled with the launches' ``enable_fp_fusion=False``, contain exactly the
+    fused multiply-adds written in them (none in perturb; SGD's ``add(..., alpha=)``)."""
     script = textwrap.dedent(
         """
         import importlib
@@ -418,27 +420,32 @@ def test_kernels_compile_for_cuda() -> None:
         mods = {m: importlib.import_module("focalsam_fast.kernels.triton." + m)
                 for m in ("norm", "perturb", "sgd", "loss")}
         mt = ("*i64", "*i64", "i32")
-        def build(fn, sig, const):
+        def build(fn, sig, const, fusion=True):
             sig = dict(zip(fn.arg_names, list(sig) + ["constexpr"] * len(const)))
             src = ASTSource(fn=fn, signature=sig, constexprs=const)
-            return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 8}).asm["ptx"]
+            options = {"num_warps": 8, "enable_fp_fusion": fusion}
+            return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
         f32 = dict(ACC=tl.float32, ALIGN=16, BLOCK=4096)
         ptx = [
             build(mods["norm"]._partials_kernel, mt + ("*fp32",),
                   dict(G_DT=tl.bfloat16, P_DT=tl.float32, ADAPTIVE=True, **f32)),
             build(mods["norm"]._sum_kernel, ("*fp64", "i32", "*fp64"), dict(BLOCK=1024)),
             build(mods["perturb"]._perturb_kernel, mt + ("*fp32",) * 3,
-                  dict(EPS=1e-12, P_DT=tl.float32, G_DT=tl.float32, O_DT=tl.float32, ADAPTIVE=True, **f32)),
+                  dict(EPS=1e-12, P_DT=tl.float32, G_DT=tl.float32, O_DT=tl.float32, ADAPTIVE=True, **f32),
+                  fusion=False),
             build(mods["sgd"]._sgd_kernel, mt + ("*fp64",) * 4 + ("*fp32",),
                   dict(HAS_FOUND_INF=True, P_DT=tl.float64, G_DT=tl.float64, G2_DT=tl.float64,
                        B_DT=tl.float64, ACC=tl.float64, HAS_G2=True, HAS_WD=True, HAS_MOM=True, FIRST=False,
-                       NESTEROV=True, MAXIMIZE=True, B_LIST=3, ALIGN=16, BLOCK=4096)),
+                       NESTEROV=True, MAXIMIZE=True, LR_TENSOR=False, B_LIST=3, ALIGN=16, BLOCK=4096),
+                  fusion=False),
             build(mods["loss"]._focal_loss_kernel,
                   ("*bf16", "i64", "*i64") + ("*fp32",) * 6 + ("*bf16",) * 3 + ("i32", "i32"),
                   dict(HAS_WEIGHT=True, HAS_GRAD_SCALE=True, ACC=tl.float32, BLOCK_C=4096)),
         ]
         assert all("ld.global.v4.b32" in p for p in ptx[:1] + ptx[2:3]), "no 16-byte loads"
         assert "ld.global.v2.b64" in ptx[3], "no 16-byte fp64 loads"
+        assert "fma" not in ptx[2], "perturb: a multiply-add was contracted (the reference rounds twice)"
+        assert "fma.rn.f64" in ptx[3], "sgd_step: the reference's add(..., alpha=) is one fma"
         """
     )
     res = _run_python(script)

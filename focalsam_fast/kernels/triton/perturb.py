@@ -43,7 +43,7 @@ def _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, finite, ACC: tl.cons
 def _perturb_kernel(layout, addrs, n_tensors, norm, rho, inv_scale, EPS: tl.constexpr, P_DT: tl.constexpr,
                     G_DT: tl.constexpr, O_DT: tl.constexpr, ACC: tl.constexpr, ADAPTIVE: tl.constexpr,
                     ALIGN: tl.constexpr, BLOCK: tl.constexpr):
-    """``out = p + s * (p^2) * g`` (``out = p`` for a non-finite norm) for chunk ``program_id``;
+    """``out = p + (p * p) * (g * s)`` (``out = p`` for a non-finite norm) for chunk ``program_id``;
     lists: 0 params, 1 grads, 2 out."""
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
