@@ -155,7 +155,7 @@ class CCSAM(ClassWeightedSAM):
         """The fused impls perturb a plain linear head in closed form (:mod:`.ccsam_linear`);
         ``reference`` keeps the official per-class gradients and perturbed weights."""
         return (self.mode == "head" and type(self.head) is nn.Linear and feats.dim() == 2
-                and "reference" not in self._group_impls)
+                and not self._official_passes)
 
     def _finish_head(self, clean: Tensor, pert: list[Tensor], b: int, losses: Tensor,
                      logits: Tensor) -> StepOutput:
