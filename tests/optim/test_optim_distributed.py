@@ -38,8 +38,17 @@ def test_ranks_equal_one_process_on_the_global_batch(method: str, impl: str, tmp
     assert got["allreduces"] == 2 * ddp_worker.STEPS  # one bucket: eps's gradient, then g1 + g2
 
 
-def test_ccsam_refuses_to_run_per_rank(tmp_path) -> None:
-    """CC-SAM is not global-batch exact under DDP yet: it must say so, not train per rank."""
+def test_ccsam_ranks_equal_one_process_on_the_global_batch(tmp_path) -> None:
+    """CC-SAM (closed form) on 2 ranks equals the reference per-class weights on one process and the
+    whole batch; per step 1 gradient all-reduce (the optimizer's, DDP's hook never runs) and 2
+    gathers (the batch sizes, then the features, logit gradients and labels)."""
     out = tmp_path / "rank0.pt"
     mp.spawn(ddp_worker.worker, args=(WORLD, _free_port(), "ccsam", "auto", PER_RANK, str(out)), nprocs=WORLD)
-    assert "CCSAM does not support torch.distributed yet" in torch.load(out)["error"]
+    got = torch.load(out)
+    model = ddp_worker.net()
+    opt = make("ccsam", model, "reference")
+    ddp_worker.run_ccsam(model, opt, ddp_worker.batches(WORLD, PER_RANK), 0, WORLD * PER_RANK)
+    for a, b in zip(got["weights"], model.parameters()):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
+    assert (got["all_reduce"], got["all_gather_single"], got["ddp_allreduces"]) == (ddp_worker.STEPS,
+                                                                                  2 * ddp_worker.STEPS, 0)
