@@ -66,6 +66,9 @@ class CCSAM(ClassWeightedSAM):
       :mod:`.ccsam_layers`; never the closed form of ``'head'``).  Its cost grows with the
       classes per batch; ``'head'`` with a linear head does not.
 
+    Under torch.distributed the closed form (``'head'``, ``nn.Linear`` head, fused impl) is the
+    global-batch step with one gradient all-reduce (:mod:`.ccsam_dist`); the other forms raise.
+
     Args:
         head: the module applied to the closure's output to give the logits: the classifier
             (``'head'``, ``'all'``) or the last layers ending in it (``'last'``).
