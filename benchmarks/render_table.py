@@ -78,10 +78,12 @@ def environment_lines(rows: Sequence[Row]) -> list[str]:
     r = rows[0]
     loads = [x["load_avg_1m"] for x in rows if "load_avg_1m" in x]
     sizes = sorted({x["size"] for x in rows if "size" in x})
+    commits = ", ".join(f"`{c}`" for c in dict.fromkeys(x["commit"] for x in rows if "commit" in x))
     lines = [
         f"- Device: {r['device_name']} (`{r['device']}`), torch.set_num_threads({r['num_threads']})",
         f"- Versions: Python {r['python']}, torch {r['torch']}, Triton {r['triton']}, CUDA {r['cuda']}",
-        f"- Commit: `{r['commit']}`; available impls: {', '.join(r['available_impls'])}",
+        f"- Commit{'s (merged runs)' if ',' in commits else ''}: {commits}; available impls: "
+        f"{', '.join(r['available_impls'])}",
     ]
     if loads:
         lines.append(f"- 1-minute load average during the run: {min(loads):.2f} to {max(loads):.2f}")

@@ -108,3 +108,10 @@ def test_bench_render_outputs_folder_is_ignored() -> None:
     ignored = subprocess.run(["git", "check-ignore", "-q", "bench-out/cpu.json"], cwd=REPO)
     assert ignored.returncode == 0
     assert json.loads((DOCS / "cpu-2core.json").read_text())["benchmarks"]  # the published JSON stays tracked
+
+
+def test_bench_render_merged_runs_name_every_commit() -> None:
+    rows = _rows()
+    rows[-1] = {**rows[-1], "commit": "def"}
+    assert "- Commits (merged runs): `abc`, `def`;" in render_table.render(rows)
+    assert "- Commit: `abc`;" in render_table.render(_rows())

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from .._validation import as_class_counts, check_batch, check_classes, check_nonneg, check_per_sample
-from . import ccsam_layers, ccsam_linear
+from . import ccsam_dist, ccsam_layers, ccsam_linear
 from .base import Closure, StepOutput
 from .class_weighted import ClassWeightedSAM
 from .nonfinite import LOSS_EPS, LOSS_W
@@ -65,6 +65,9 @@ class CCSAM(ClassWeightedSAM):
       :math:`\theta + \epsilon_c`) through those layers per class present (see
       :mod:`.ccsam_layers`; never the closed form of ``'head'``).  Its cost grows with the
       classes per batch; ``'head'`` with a linear head does not.
+
+    Under torch.distributed the closed form (``'head'``, ``nn.Linear`` head, fused impl) is the
+    global-batch step with one gradient all-reduce (:mod:`.ccsam_dist`); the other forms raise.
 
     Args:
         head: the module applied to the closure's output to give the logits: the classifier
@@ -164,6 +167,8 @@ class CCSAM(ClassWeightedSAM):
         if self._checking:
             self._flags.note(LOSS_EPS, perturbed)
         self._backward(clean + self.beta * perturbed.sum() / b)
+        if self.distributed():
+            ccsam_dist.all_reduce_mean([p for g in self.param_groups for p in g["params"] if p.requires_grad])
         self.restore_and_update(self._scaler)
         return StepOutput(losses.detach().mean(), logits.detach())
 
@@ -172,12 +177,6 @@ class CCSAM(ClassWeightedSAM):
         """One CC-SAM step; returns the clean mean loss and the clean logits."""
         if closure is None:
             raise TypeError("CCSAM.step needs a closure returning the backbone features")
-        if self.distributed():
-            raise RuntimeError(
-                "CCSAM does not support torch.distributed yet: its class gradients and perturbed "
-                "passes would use each rank's samples only, not the global batch (run it on one "
-                "process, or use SAM, ImbSAM or FocalSAM, which are exact under "
-                "DistributedDataParallel)")
         self._check_targets_early(targets)
         self._begin(grad_scaler)
         return self._guarded(lambda: self._cc_step(closure, targets))
@@ -199,12 +198,24 @@ class CCSAM(ClassWeightedSAM):
         idx = {c: (targets == c).nonzero().flatten().to(logits.device) for c in classes}
         counts = self.class_counts.tolist()
         clean = (1 - self.beta) * losses.mean()
-        if self._closed_form(feats):
+        closed_form = self._closed_form(feats)
+        if self.distributed() and not closed_form:
+            raise RuntimeError(
+                "CCSAM under torch.distributed runs the closed form only (perturb='head', an nn.Linear "
+                f"head on 2-D features, a fused impl); got perturb={self.mode!r}, head "
+                f"{type(self.head).__name__}, features of {feats.dim()} dims, impl {self.impl!r}: the "
+                "other forms would need every class gradient all-reduced (run them on one process)")
+        if closed_form:
             delta = torch.autograd.grad(losses.sum(), logits, retain_graph=True)[0].detach()
             scale = ccsam_linear.scales(self.noise_ratio, dict(subset), self.param_norm == "global")
-            pert = [self._losses(ccsam_linear.class_logits(
-                self.head, feats, delta, idx[c], functools.partial(scale, counts[c])), targets[idx[c]])
-                for c in classes]
+            f_all, d_all, y_all = (ccsam_dist.gather_batch(feats, delta, targets) if self.distributed()
+                                   else (feats.detach(), delta, targets))
+            pert = []
+            for c in classes:
+                rows = (y_all == c).nonzero().flatten()
+                pert.append(self._losses(ccsam_linear.class_logits(
+                    self.head, feats[idx[c]], f_all[rows], d_all[rows], functools.partial(scale, counts[c])),
+                    targets[idx[c]]))
             return self._finish_head(clean, pert, b, losses, logits)
         if self.mode in ("head", "last"):
             theta = self.theta_norms(params)

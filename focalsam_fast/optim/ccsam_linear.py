@@ -16,6 +16,9 @@ Only ``n_c x n_c`` Gram matrices and ``n_c x C`` products are formed, never the 
 class gradients or perturbed weights (8,142 x 2,048 per class on iNaturalist).  :math:`F_c`,
 :math:`\Delta_c` and the scales are constants, so autograd gives the gradient at
 :math:`\theta + \epsilon_c` for :math:`W`, :math:`b` and the features, as the generic path does.
+:math:`F_c, \Delta_c` are the class's rows of the *global* batch and :math:`f_c` the live rows
+being perturbed: on one process the same rows, under torch.distributed this rank's rows against
+every rank's (:mod:`.ccsam_dist`).
 """
 
 from __future__ import annotations
@@ -27,15 +30,14 @@ import torch
 from torch import Tensor, nn
 
 
-def class_logits(head: nn.Linear, feats: Tensor, delta: Tensor, idx: Tensor,
+def class_logits(head: nn.Linear, live: Tensor, f: Tensor, d: Tensor,
                  scale: Callable[[str, Tensor], Tensor]) -> Tensor:
-    """Perturbed logits of the samples ``idx`` of one class.
+    r"""Perturbed logits of the ``live`` feature rows of one class.
 
-    ``delta`` are the per-sample logit gradients of the clean loss (detached); ``scale(name, norm)``
-    turns the class-gradient norm of tensor ``name`` into :math:`s_t` (see :func:`scales`)."""
-    live = feats[idx]
-    f, d = live.detach(), delta[idx]
-    n = idx.numel()
+    ``f`` and ``d`` are the class's detached feature rows and per-sample logit gradients of the
+    clean loss in the whole batch (:math:`F_c`, :math:`\Delta_c`); ``scale(name, norm)`` turns the
+    class-gradient norm of tensor ``name`` into :math:`s_t` (see :func:`scales`)."""
+    n = f.shape[0]
     out = head(live)
     w_norm = ((d @ d.T) * (f @ f.T)).sum().clamp_min(0).sqrt() / n
     out = out + (scale("weight", w_norm) / n) * ((live @ f.T) @ d)

@@ -33,6 +33,30 @@ def run(model: nn.Module, opt, data, rank: int, world: int, per_rank: int) -> No
         opt.step(lambda xs=xs, ys=ys: F.cross_entropy(model(xs), ys, reduction="none"), targets=ys)
 
 
+def count_collectives() -> dict[str, int]:
+    """From now on, count this process's calls of ``dist.all_reduce`` and ``dist.all_gather_single``."""
+    counts = dict.fromkeys(("all_reduce", "all_gather_single"), 0)
+
+    def counting(name: str):
+        original = getattr(dist, name)
+
+        def counted(*args, **kwargs):
+            counts[name] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    for name in counts:
+        setattr(dist, name, counting(name))
+    return counts
+
+
+def run_ccsam(model: nn.Sequential, opt, data, rank: int, per_rank: int) -> None:
+    """CC-SAM steps: the closure returns the features of ``model[:-1]`` (not through DDP's forward)."""
+    for x, y in data:
+        xs, ys = x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
+        opt.step(lambda xs=xs: model[:-1](xs), targets=ys)
+
+
 def worker(rank: int, world: int, store: str, method: str, impl: str, per_rank: int, out: str) -> None:
     """One rank. The ranks meet through a FileStore (no TCP port to race for, no store server thread on
     rank 0) and wait for each other before tearing gloo down, so no rank closes its pairs while a peer
@@ -51,12 +75,11 @@ def worker(rank: int, world: int, store: str, method: str, impl: str, per_rank: 
         ddp.register_comm_hook(None, counting)
         opt = make(method, model, impl, params=ddp.parameters())
         if method == "ccsam":
-            try:
-                opt.step(lambda: ddp.module[:-1](torch.randn(2, 6, dtype=torch.float64)),
-                         targets=torch.tensor([0, 1]))
-            except RuntimeError as exc:
-                if rank == 0:
-                    torch.save({"error": str(exc)}, out)
+            collectives = count_collectives()
+            run_ccsam(model, opt, batches(world, per_rank), rank, per_rank)
+            if rank == 0:
+                torch.save({"weights": [p.detach() for p in model.parameters()], "ddp_allreduces": calls["n"],
+                            **collectives}, out)
             return
         run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
         if rank == 0:

@@ -191,3 +191,27 @@ def test_training_split_names_the_models_it_has() -> None:
         ccsam_split(nn.Sequential(nn.Linear(2, 2)), "last")
     with pytest.raises(ValueError, match=r"perturb must be one of head, last, got 'all'"):
         ccsam_split(nn.Sequential(nn.Linear(2, 2)), "all")
+
+
+def test_training_optimizer_runs_the_last_layers_form() -> None:
+    """``build_optimizer(..., ccsam_perturb='last')``: CC-SAM on the split's last layers, stepped with
+    the split's features as the closure (what the training engine runs)."""
+    from focalsam_fast.data import build_dataset
+    from focalsam_fast.losses import CELoss
+    from focalsam_fast.models import DigitsCNN
+    from focalsam_fast.train.config import TrainConfig
+    from focalsam_fast.train.methods import build_optimizer, ccsam_split
+
+    data = build_dataset("digits_lt")
+    torch.manual_seed(0)
+    model = DigitsCNN(num_classes=data.num_classes)
+    criterion = CELoss(data.class_counts, reduction="none")
+    opt = build_optimizer(TrainConfig(method="ccsam"), model, data, criterion, ccsam_perturb="last")
+    split = ccsam_split(model, "last")
+    assert opt.mode == "last"
+    assert {id(p) for p in opt.head.parameters()} == {id(p) for p in split.layers.parameters()}
+    x, y = torch.randn(16, 1, 8, 8), torch.arange(16) % data.num_classes
+    before = [p.detach().clone() for p in model.parameters()]
+    out = opt.step(lambda: split.features(x), targets=y)
+    assert torch.isfinite(out.loss) and out.logits.shape == (16, data.num_classes)
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))

@@ -36,6 +36,15 @@ def test_ranks_equal_one_process_on_the_global_batch(method: str, impl: str, tmp
     assert got["allreduces"] == 2 * ddp_worker.STEPS  # one bucket: eps's gradient, then g1 + g2
 
 
-def test_ccsam_refuses_to_run_per_rank(tmp_path) -> None:
-    """CC-SAM is not global-batch exact under DDP yet: it must say so, not train per rank."""
-    assert "CCSAM does not support torch.distributed yet" in _spawn(tmp_path, "ccsam", "auto")["error"]
+def test_ccsam_ranks_equal_one_process_on_the_global_batch(tmp_path) -> None:
+    """CC-SAM (closed form) on 2 ranks equals the reference per-class weights on one process and the
+    whole batch; per step 1 gradient all-reduce (the optimizer's, DDP's hook never runs) and 2
+    gathers (the batch sizes, then the features, logit gradients and labels)."""
+    got = _spawn(tmp_path, "ccsam", "auto")
+    model = ddp_worker.net()
+    opt = make("ccsam", model, "reference")
+    ddp_worker.run_ccsam(model, opt, ddp_worker.batches(WORLD, PER_RANK), 0, WORLD * PER_RANK)
+    for a, b in zip(got["weights"], model.parameters()):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-9, atol=1e-12)
+    assert (got["all_reduce"], got["all_gather_single"], got["ddp_allreduces"]) == (ddp_worker.STEPS,
+                                                                                  2 * ddp_worker.STEPS, 0)
