@@ -4,9 +4,6 @@ gradient collective (no rank hangs).  Parity and collective counts: test_optim_d
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -20,12 +17,6 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 COUNTS = [40, 12, 3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _error(step) -> str:
     try:
         step()
@@ -34,9 +25,9 @@ def _error(step) -> str:
     return "no error"
 
 
-def worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+def worker(rank: int, store: str, out: str) -> None:
+    """One rank (FileStore rendezvous and a barrier before teardown, as in ddp_worker.py)."""
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         torch.manual_seed(0)
         net = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
@@ -48,12 +39,13 @@ def worker(rank: int, port: int, out: str) -> None:
         not_closed = _error(lambda: last.step(lambda: net[:-1](x[:4]), targets=y[:4]))
         torch.save({"unequal": unequal, "not_closed": not_closed}, f"{out}.{rank}")
     finally:
+        dist.barrier()
         dist.destroy_process_group()
 
 
 def test_ccsam_distributed_errors_on_every_rank(tmp_path) -> None:
     out = str(tmp_path / "errors")
-    mp.spawn(worker, args=(_free_port(), out), nprocs=2)
+    mp.spawn(worker, args=(str(tmp_path / "store"), out), nprocs=2)
     for rank in range(2):
         got = torch.load(f"{out}.{rank}")
         assert got["unequal"] == ("ValueError: CCSAM under torch.distributed needs the same batch size on "
