@@ -230,17 +230,21 @@ class DistRun:
 
     # ---------------------------------------------------------------------------- collectives
     def agree(self, error: BaseException | None, out_dir: Path | None) -> Path | None:
-        """Set-up outcome of every rank: raise ``error`` where it happened, :class:`PeerError` on
-        the other ranks when any rank failed; else return rank 0's output folder."""
+        """Set-up outcome of every rank: raise ``error`` where it happened (a rank other than 0
+        whose error reads as rank 0's raises :class:`PeerError` instead: rank 0 reports it), and
+        :class:`PeerError` on the other ranks when any rank failed; else return rank 0's output
+        folder."""
         if not self.active:
             if error is not None:
                 raise error
             return out_dir
+        said = None if error is None else f"{type(error).__name__}: {error}"
         outcomes: list[Any] = [None] * self.world
-        dist.all_gather_object(outcomes, (error is not None, None if out_dir is None else str(out_dir)))
-        if error is not None:
+        dist.all_gather_object(outcomes, (said, None if out_dir is None else str(out_dir)))
+        failed = [r for r, (msg, _) in enumerate(outcomes) if msg is not None]
+        own = self.main or said != outcomes[0][0] or isinstance(error, KeyboardInterrupt)
+        if error is not None and own:
             raise error
-        failed = [r for r, (bad, _) in enumerate(outcomes) if bad]
         if failed:
             raise PeerError(f"rank {failed[0]} could not start (its error is above); every rank stopped")
         return Path(outcomes[0][1])
