@@ -191,19 +191,20 @@ class DistRun:
 
     # ---------------------------------------------------------------------------- start and end
     @staticmethod
-    def start(ranks: Ranks, device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+    def start(ranks: Ranks, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S,
               m_sharpness: bool = False) -> DistRun:
-        """Join the process group (NCCL on CUDA, gloo on the CPU) with a ``timeout_s`` bound on every
-        collective, and turn SIGTERM into :class:`Terminated`."""
+        """Join the process group from this rank's ``device`` (:func:`rank_device`; NCCL on CUDA,
+        gloo on the CPU) with a ``timeout_s`` bound on every collective, and turn SIGTERM into
+        :class:`Terminated`."""
         if not dist.is_available():
             raise SetupError("this torch build has no torch.distributed: run with one process")
-        backend = "nccl" if device_type == "cuda" else "gloo"
+        backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl" and not dist.is_nccl_available():
             raise SetupError("this torch build has no NCCL: several processes on CUDA need it")
         if backend == "gloo" and not dist.is_gloo_available():
             raise SetupError("this torch build has no gloo: several processes on the CPU need it")
-        if device_type == "cuda":
-            torch.cuda.set_device(ranks.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         signal.signal(signal.SIGTERM, raise_terminated)
         try:
             dist.init_process_group(backend, init_method=os.environ.get(ENV_INIT, "env://"), rank=ranks.rank,
