@@ -55,7 +55,7 @@ def _rank(out: str, size: str) -> None:
     from focalsam_fast.train.distributed import DistRun, env_ranks, step_forward
 
     torch.set_num_threads(1)
-    run = DistRun.start(env_ranks(), "cpu", timeout_s=300)
+    run = DistRun.start(env_ranks(), torch.device("cpu"), timeout_s=300)
     batch, widths, warmup, rounds = SHAPES[size]
     counts = [max(1, 500 // (k + 1)) for k in range(widths[-1])]  # long-tailed class counts
     gen = torch.Generator().manual_seed(1 + run.rank)

@@ -214,7 +214,7 @@ def _rank(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argpars
     """One rank of an N-process run: join the group, train, leave the group (after waiting for every
     rank when all went well, at once after a failure so that no peer waits on this one).  Rank 0
     reports; another rank reports only an error of its own, prefixed with its rank."""
-    dist = DistRun.start(ranks, cfg.device.split(":")[0], timeout, m_sharpness)
+    dist = DistRun.start(ranks, rank_device(check_runtime(cfg), ranks), timeout, m_sharpness)
     try:
         result = _run(cfg, out, resume, args, dist=dist)
     except PeerError:

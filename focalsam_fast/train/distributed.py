@@ -191,19 +191,20 @@ class DistRun:
 
     # ---------------------------------------------------------------------------- start and end
     @staticmethod
-    def start(ranks: Ranks, device_type: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+    def start(ranks: Ranks, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S,
               m_sharpness: bool = False) -> DistRun:
-        """Join the process group (NCCL on CUDA, gloo on the CPU) with a ``timeout_s`` bound on every
-        collective, and turn SIGTERM into :class:`Terminated`."""
+        """Join the process group from this rank's ``device`` (:func:`rank_device`; NCCL on CUDA,
+        gloo on the CPU) with a ``timeout_s`` bound on every collective, and turn SIGTERM into
+        :class:`Terminated`."""
         if not dist.is_available():
             raise SetupError("this torch build has no torch.distributed: run with one process")
-        backend = "nccl" if device_type == "cuda" else "gloo"
+        backend = "nccl" if device.type == "cuda" else "gloo"
         if backend == "nccl" and not dist.is_nccl_available():
             raise SetupError("this torch build has no NCCL: several processes on CUDA need it")
         if backend == "gloo" and not dist.is_gloo_available():
             raise SetupError("this torch build has no gloo: several processes on the CPU need it")
-        if device_type == "cuda":
-            torch.cuda.set_device(ranks.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         signal.signal(signal.SIGTERM, raise_terminated)
         try:
             dist.init_process_group(backend, init_method=os.environ.get(ENV_INIT, "env://"), rank=ranks.rank,
@@ -230,17 +231,21 @@ class DistRun:
 
     # ---------------------------------------------------------------------------- collectives
     def agree(self, error: BaseException | None, out_dir: Path | None) -> Path | None:
-        """Set-up outcome of every rank: raise ``error`` where it happened, :class:`PeerError` on
-        the other ranks when any rank failed; else return rank 0's output folder."""
+        """Set-up outcome of every rank: raise ``error`` where it happened (a rank other than 0
+        whose error reads as rank 0's raises :class:`PeerError` instead: rank 0 reports it), and
+        :class:`PeerError` on the other ranks when any rank failed; else return rank 0's output
+        folder."""
         if not self.active:
             if error is not None:
                 raise error
             return out_dir
+        said = None if error is None else f"{type(error).__name__}: {error}"
         outcomes: list[Any] = [None] * self.world
-        dist.all_gather_object(outcomes, (error is not None, None if out_dir is None else str(out_dir)))
-        if error is not None:
+        dist.all_gather_object(outcomes, (said, None if out_dir is None else str(out_dir)))
+        failed = [r for r, (msg, _) in enumerate(outcomes) if msg is not None]
+        own = self.main or said != outcomes[0][0] or isinstance(error, KeyboardInterrupt)
+        if error is not None and own:
             raise error
-        failed = [r for r, (bad, _) in enumerate(outcomes) if bad]
         if failed:
             raise PeerError(f"rank {failed[0]} could not start (its error is above); every rank stopped")
         return Path(outcomes[0][1])

@@ -148,11 +148,11 @@ class Trainer:
             error = exc
         try:
             self.out_dir = self.dist.agree(error, None if self.folder is None else self.folder.path)
+            self.net = self.dist.wrap(self.model, self.device)
         except BaseException:
             if self.folder is not None:
                 self.folder.discard()
             raise
-        self.net = self.dist.wrap(self.model, self.device)
         self.short_run = short_run_notes(cfg, self.data.train)
         if self.folder is not None and self.folder.removed_temp:
             log(f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "

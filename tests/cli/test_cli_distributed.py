@@ -81,6 +81,20 @@ def test_nproc_under_torchrun_is_refused(run_cli, error_line, monkeypatch: pytes
         run_cli("train", "--nproc", "2"))
 
 
+def test_set_up_failure_on_rank_0_stops_every_rank(tmp_path: Path) -> None:
+    """Only rank 0 takes the run folder; when it refuses (the folder holds a run), rank 1 stops at
+    the set-up agreement without a message of its own: one error line in all."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"a run's checkpoint")
+    res = subprocess.run([*COMMAND, "--nproc", "2", *TINY, "--out", str(out)], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert lines == [f"focalsam: error: {out} already holds a run (last.pt); continue it with "
+                     f"`focalsam train --out {out} --resume` or choose another --out"], res.stderr
+
+
 def test_nproc_run_with_m_sharpness_and_its_resume_check(tmp_path: Path) -> None:
     """``focalsam train --nproc 2 --m-sharpness`` (the digits CNN, BatchNorm per rank) trains and
     says so; a resume must keep the perturbation."""

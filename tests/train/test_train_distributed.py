@@ -266,6 +266,17 @@ def test_two_rank_checkpoint_resumes_on_one_process(two_ranks, failed, runs: Pat
         torch.testing.assert_close(b["model"][name], w, rtol=RTOL, atol=ATOL, msg=name)
 
 
+def test_one_process_checkpoint_resumes_on_two_ranks(one_process, runs: Path) -> None:
+    """A finished 1-process run resumed on 2 ranks has nothing left to train: the ranks load its
+    checkpoint, evaluate it gathered, and report exactly the 1-process metrics."""
+    shutil.copytree(one_process, runs / "one_on_two")
+    code, log, _ = _launch(runs / "one_on_two", "--resume")
+    assert code == 0, log
+    final = json.loads((runs / "one_on_two" / "final.json").read_text())
+    assert final["final"] == json.loads((one_process / "final.json").read_text())["final"]
+    assert _ckpt(runs / "one_on_two")["distributed"]["world_size"] == 1  # nothing trained, nothing saved
+
+
 # ---------------------------------------------------------------------------------------- the ranks
 def no_bn_digits(num_classes: int = 10, **options: object) -> torch.nn.Module:
     """The digits CNN with its BatchNorm layers taken out (samples then do not interact)."""
