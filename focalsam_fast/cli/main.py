@@ -138,6 +138,10 @@ def add_train(sub: Any) -> None:
                        help="head/medium/tail groups: tail n < TAIL, head n > HEAD (default: the official "
                             "values of the data set and imbalance ratio; the run says which were used)")
     train.add_argument("--ccsam-beta", type=float, help="CC-SAM beta (default 0.3 for 10 classes, else 0.5)")
+    train.add_argument("--ccsam-perturb", choices=("head", "last"),
+                       help="what CC-SAM perturbs per class: head (the official code; default "
+                            f"{d.ccsam_perturb}) or last (last stage + pooling + head, one pass through "
+                            "them per class: the paper's timing protocol; ResNet-32/50, digits CNN)")
     train.add_argument("--vs-gamma", type=float,
                        help=f"VS loss gamma (default {d.vs_gamma:g}, the released CIFAR scripts')")
     train.add_argument("--vs-tau", type=float,

@@ -42,6 +42,7 @@ CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbal
                 "amp", "prec", "seed", "device", "workers", "threads", "impl", "clip_weights", "class_names",
                 "allow_folder_names", "max_steps",
                 "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta",
+                "ccsam_perturb",
                 "imbsam_tail_weight", "vs_gamma", "vs_tau", "group_thresholds")
 
 Log = Callable[[str], None]
@@ -278,7 +279,7 @@ def summary(run: RunResult) -> str:
     """The one-screen summary printed at the end of ``focalsam train``."""
     cfg = run.config
     steps = run.history[-1]["global_step"] if run.history else 0
-    details = ", ".join(f"{k} {v:g}" for k, v in run.details.items())
+    details = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.details.items())
     n_train = sum(run.class_counts)
     used = "" if run.train_size in (0, n_train) else f", {run.train_size} of them used"
     lines = [

@@ -73,6 +73,7 @@ class TrainConfig:
     group_thresholds: list[int] | None = None
     imbsam_tail_weight: float = 1.0  # the paper's Eq. (1); 2 reproduces the official code
     ccsam_beta: float | None = None
+    ccsam_perturb: str = "head"  # 'head' (official code) or 'last' (last stage + head: the paper's timing)
     vs_gamma: float = 0.05  # VS loss, the released CIFAR scripts' values
     vs_tau: float = 0.75
     noise_ratio: float = 1e-6
@@ -249,7 +250,8 @@ def choices() -> dict[str, tuple[str, ...]]:
     from ..models import MODELS
 
     return {"method": METHODS, "loss": LOSS_NAMES, "amp": AMP_MODES, "prec": PRECISIONS,
-            "model": tuple(MODELS), "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS)}
+            "model": tuple(MODELS), "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS),
+            "ccsam_perturb": ("head", "last")}
 
 
 def check_device_name(name: Any) -> None:
@@ -296,6 +298,9 @@ def validate_config(cfg: TrainConfig) -> None:
                          "text head (use a clip_vit_b16_* model, or drop the flag)")
     _check_group_thresholds(cfg.group_thresholds)
     _check_precision(cfg)
+    if cfg.method == "ccsam" and cfg.ccsam_perturb == "last" and is_clip(cfg.model):
+        raise ValueError(f"--ccsam-perturb last perturbs a last stage, which --model {cfg.model} does not "
+                         "have (resnet32, resnet50 and digits_cnn do); use --ccsam-perturb head")
     if cfg.drw and cfg.loss == "la":
         raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
                          "(use --loss ce, ldam or vs with --drw)")

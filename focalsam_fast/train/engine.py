@@ -50,7 +50,7 @@ from .distributed import (
 )
 from .errors import CheckpointError, DivergedError, SetupError
 from .files import atomic_write_text
-from .methods import build_optimizer, method_details
+from .methods import build_optimizer, ccsam_split, method_details
 from .metrics import EvalResult, autocast_for, group_table, per_class_table, predict, summarize
 from .precision import autocast_mode, precision_record, weight_dtype
 from .progress import DEFAULT_EVERY_S, EpochProgress, fmt_duration, progress_mode
@@ -74,7 +74,7 @@ class RunResult:
     class_names: list[str]
     groups: dict[str, list[int]]
     seconds: float
-    details: dict[str, float] = field(default_factory=dict)
+    details: dict[str, float | str] = field(default_factory=dict)
     train_size: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -249,9 +249,11 @@ class Trainer:
         if self.cfg.method == "ccsam":  # features in the head's dtype (float16 under --prec fp16)
             dtype = weight_dtype(self.cfg)
 
+            features_of = ccsam_split(model, self.cfg.ccsam_perturb).features
+
             def features() -> Tensor:
                 with autocast_for(self.device, amp):
-                    return model.features(x).to(dtype)
+                    return features_of(x).to(dtype)
             return features
 
         net = step_forward(self.net, self.dist.m_sharpness)

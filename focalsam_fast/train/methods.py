@@ -125,11 +125,11 @@ def ccsam_beta(cfg: TrainConfig, data: LongTailedData) -> float:
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
-                    criterion: LogitAdjustedLoss, ccsam_perturb: str = "head") -> torch.optim.Optimizer:
+                    criterion: LogitAdjustedLoss) -> torch.optim.Optimizer:
     """The optimizer of ``cfg.method`` over the trainable parameters of ``model``
     (SGD momentum/coupled weight decay as the base optimizer of every SAM method).
-    ``ccsam_perturb``: what CC-SAM perturbs (:func:`ccsam_split`; its closure must return
-    ``ccsam_split(model, ccsam_perturb).features(x)``)."""
+    ``cfg.ccsam_perturb``: what CC-SAM perturbs (:func:`ccsam_split`; its closure must return
+    ``ccsam_split(model, cfg.ccsam_perturb).features(x)``)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"model {cfg.model} has no trainable parameter")
@@ -144,7 +144,7 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
         return ImbSAM(params, class_counts=counts, tail_threshold=tail_threshold(cfg, data),
                       tail_weight=cfg.imbsam_tail_weight, **common)
     if cfg.method == "ccsam":
-        return CCSAM(params, head=ccsam_split(model, ccsam_perturb).layers, perturb=ccsam_perturb,
+        return CCSAM(params, head=ccsam_split(model, cfg.ccsam_perturb).layers, perturb=cfg.ccsam_perturb,
                      class_counts=counts, noise_ratio=cfg.noise_ratio, beta=ccsam_beta(cfg, data),
                      criterion=criterion, **common)
     if cfg.method == "focalsam":
@@ -155,7 +155,7 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
     raise ValueError(f"unknown method {cfg.method!r}")
 
 
-def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float]:
+def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float | str]:
     """The method's own hyper-parameters as used (for the summary and config.json)."""
     if cfg.method == "focalsam":
         return {"rho": cfg.rho, "gamma": cfg.gamma, "lam": cfg.lam}
@@ -163,7 +163,7 @@ def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float]:
         return {"rho": cfg.rho, "tail_threshold": tail_threshold(cfg, data),
                 "tail_weight": cfg.imbsam_tail_weight}
     if cfg.method == "ccsam":
-        return {"beta": ccsam_beta(cfg, data), "noise_ratio": cfg.noise_ratio}
+        return {"beta": ccsam_beta(cfg, data), "noise_ratio": cfg.noise_ratio, "perturb": cfg.ccsam_perturb}
     if cfg.method == "sam":
         return {"rho": cfg.rho}
     return {}

@@ -47,7 +47,13 @@ def test_cli_method_details_per_dataset(run_cli, tmp_path: Path) -> None:
     res = run_cli("train", "--method", "ccsam", "--max-steps", "1", "--out", str(tmp_path / "c"),
                   "--no-progress")
     details = json.loads((tmp_path / "c" / "config.json").read_text())["resolved"]["method_details"]
-    assert details == {"beta": 0.3, "noise_ratio": 1e-6}
+    assert details == {"beta": 0.3, "noise_ratio": 1e-6, "perturb": "head"}
+    res = run_cli("train", "--method", "ccsam", "--ccsam-perturb", "last", "--max-steps", "1", "--out",
+                  str(tmp_path / "l"), "--no-progress")
+    assert res.code == 0, res.err
+    assert "perturb last" in res.out
+    config = json.loads((tmp_path / "l" / "config.json").read_text())
+    assert config["ccsam_perturb"] == "last" and config["resolved"]["method_details"]["perturb"] == "last"
 
 
 @pytest.mark.parametrize("extra", [("--loss", "ldam", "--drw"), ("--loss", "vs", "--drw"),

@@ -194,7 +194,7 @@ def test_training_split_names_the_models_it_has() -> None:
 
 
 def test_training_optimizer_runs_the_last_layers_form() -> None:
-    """``build_optimizer(..., ccsam_perturb='last')``: CC-SAM on the split's last layers, stepped with
+    """``build_optimizer`` with ``ccsam_perturb='last'``: CC-SAM on the split's last layers, stepped with
     the split's features as the closure (what the training engine runs)."""
     from focalsam_fast.data import build_dataset
     from focalsam_fast.losses import CELoss
@@ -206,7 +206,7 @@ def test_training_optimizer_runs_the_last_layers_form() -> None:
     torch.manual_seed(0)
     model = DigitsCNN(num_classes=data.num_classes)
     criterion = CELoss(data.class_counts, reduction="none")
-    opt = build_optimizer(TrainConfig(method="ccsam"), model, data, criterion, ccsam_perturb="last")
+    opt = build_optimizer(TrainConfig(method="ccsam", ccsam_perturb="last"), model, data, criterion)
     split = ccsam_split(model, "last")
     assert opt.mode == "last"
     assert {id(p) for p in opt.head.parameters()} == {id(p) for p in split.layers.parameters()}

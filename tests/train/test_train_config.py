@@ -177,3 +177,14 @@ def test_train_config_bad_group_thresholds(value: object) -> None:
 @pytest.mark.parametrize("value", [[20, 100], [0, 0], [101, 100], None])
 def test_train_config_group_thresholds_accepted(value: object) -> None:
     assert resolve_config(None, {"group_thresholds": value}).group_thresholds == value
+
+
+def test_ccsam_perturb_values_and_models() -> None:
+    """``--ccsam-perturb``: only ``head`` / ``last``; ``last`` needs a model with a last stage."""
+    validate_config(TrainConfig(method="ccsam", ccsam_perturb="last"))  # digits CNN: second conv block
+    with pytest.raises(ValueError, match="unknown --ccsam-perturb 'all'; valid: head, last"):
+        validate_config(TrainConfig(method="ccsam", ccsam_perturb="all"))
+    with pytest.raises(ValueError, match="--ccsam-perturb last perturbs a last stage, which --model "
+                                         "clip_vit_b16_lift does not have"):
+        validate_config(TrainConfig(method="ccsam", ccsam_perturb="last", model="clip_vit_b16_lift",
+                                    dataset="cifar10_lt"))
