@@ -97,12 +97,7 @@ def _stop(procs: Sequence[subprocess.Popen], grace_s: float, first: signal.Signa
     for p in procs:
         if p.poll() is None:
             p.send_signal(first)
-    deadline = time.monotonic() + grace_s
-    try:
-        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        pass
+    _let_finish(procs, grace_s)
     for p in procs:
         if p.poll() is None:
             p.kill()
