@@ -49,8 +49,14 @@ from focalsam_fast.train.methods import ccsam_split
 REPO = Path(__file__).resolve().parent.parent
 SIZES = ("smoke", "cpu", "paper")
 METHODS = ("sgd", "sam", "imbsam", "ccsam", "ccsam-last", "focalsam")
-METHOD_TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM, head only",
-                 "ccsam-last": "CC-SAM, last layers", "focalsam": "Focal-SAM"}
+METHOD_TITLES = {
+    "sgd": "SGD",
+    "sam": "SAM",
+    "imbsam": "ImbSAM",
+    "ccsam": "CC-SAM, head only",
+    "ccsam-last": "CC-SAM, last layers",
+    "focalsam": "Focal-SAM",
+}
 VARIANTS = ("reference", "fast")  # same model, layout (NCHW) and data
 CL_VARIANTS = ("reference+cl", "fast+cl")  # the same pair in channels_last (ResNets)
 CL_METHODS = ("sam", "focalsam")
@@ -88,7 +94,8 @@ class Setting:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "counts", imbalance_counts(self.n_max, self.num_classes, self.imb_ratio, "exp"))
+            self, "counts", imbalance_counts(self.n_max, self.num_classes, self.imb_ratio, "exp")
+        )
 
     @property
     def train_samples(self) -> int:
@@ -103,26 +110,113 @@ class Setting:
 _RESNET50_SHAPES = {"smoke": Shape(4, 16), "cpu": Shape(16, 64)}
 _CLIP_SHAPES = {"smoke": Shape(2, 32), "cpu": Shape(8, 64), "paper": Shape(128, 224)}
 
-SETTINGS: dict[str, Setting] = {s.key: s for s in (
-    Setting("resnet32-cifar10lt", "ResNet-32 CIFAR-10-LT", "resnet32", 10, 5000, 100, None,
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting(
+            "resnet32-cifar10lt",
+            "ResNet-32 CIFAR-10-LT",
+            "resnet32",
+            10,
+            5000,
+            100,
+            None,
             {"smoke": Shape(8, 32), "cpu": Shape(64, 32), "paper": Shape(64, 32)},
-            gamma=3.0, lam=0.5, rho=0.2, lr=0.1, weight_decay=2e-4, ccsam_beta=0.3, tail_threshold=200),
-    Setting("resnet32-cifar100lt", "ResNet-32 CIFAR-100-LT", "resnet32", 100, 500, 100, None,
+            gamma=3.0,
+            lam=0.5,
+            rho=0.2,
+            lr=0.1,
+            weight_decay=2e-4,
+            ccsam_beta=0.3,
+            tail_threshold=200,
+        ),
+        Setting(
+            "resnet32-cifar100lt",
+            "ResNet-32 CIFAR-100-LT",
+            "resnet32",
+            100,
+            500,
+            100,
+            None,
             {"smoke": Shape(8, 32), "cpu": Shape(64, 32), "paper": Shape(64, 32)},
-            gamma=3.2, lam=0.8, rho=0.3, lr=0.1, weight_decay=1e-3, ccsam_beta=0.5, tail_threshold=20),
-    Setting("resnet50-imagenetlt", "ResNet-50 ImageNet-LT", "resnet50", 1000, 1280, 256, 115_846,
+            gamma=3.2,
+            lam=0.8,
+            rho=0.3,
+            lr=0.1,
+            weight_decay=1e-3,
+            ccsam_beta=0.5,
+            tail_threshold=20,
+        ),
+        Setting(
+            "resnet50-imagenetlt",
+            "ResNet-50 ImageNet-LT",
+            "resnet50",
+            1000,
+            1280,
+            256,
+            115_846,
             {**_RESNET50_SHAPES, "paper": Shape(256, 224)},
-            gamma=0.8, lam=0.8, rho=0.1, lr=0.1, weight_decay=5e-4, ccsam_beta=0.5, tail_threshold=20),
-    Setting("resnet50-inat2018", "ResNet-50 iNat-2018", "resnet50", 8142, 1000, 500, 437_513,
+            gamma=0.8,
+            lam=0.8,
+            rho=0.1,
+            lr=0.1,
+            weight_decay=5e-4,
+            ccsam_beta=0.5,
+            tail_threshold=20,
+        ),
+        Setting(
+            "resnet50-inat2018",
+            "ResNet-50 iNat-2018",
+            "resnet50",
+            8142,
+            1000,
+            500,
+            437_513,
             {**_RESNET50_SHAPES, "paper": Shape(512, 224)},
-            gamma=2.0, lam=1.1, rho=0.2, lr=0.2, weight_decay=2e-4, ccsam_beta=0.5, tail_threshold=20),
-    Setting("clip-lift-imagenetlt", "CLIP ViT-B/16 LIFT ImageNet-LT", "clip_lift", 1000, 1280, 256,
-            115_846, _CLIP_SHAPES,
-            gamma=0.5, lam=0.8, rho=0.05, lr=0.01, weight_decay=5e-4, ccsam_beta=0.5, tail_threshold=20),
-    Setting("clip-fft-imagenetlt", "CLIP ViT-B/16 FFT ImageNet-LT", "clip_fft", 1000, 1280, 256,
-            115_846, _CLIP_SHAPES,
-            gamma=0.5, lam=0.8, rho=0.05, lr=0.001, weight_decay=5e-4, ccsam_beta=0.5, tail_threshold=20),
-)}
+            gamma=2.0,
+            lam=1.1,
+            rho=0.2,
+            lr=0.2,
+            weight_decay=2e-4,
+            ccsam_beta=0.5,
+            tail_threshold=20,
+        ),
+        Setting(
+            "clip-lift-imagenetlt",
+            "CLIP ViT-B/16 LIFT ImageNet-LT",
+            "clip_lift",
+            1000,
+            1280,
+            256,
+            115_846,
+            _CLIP_SHAPES,
+            gamma=0.5,
+            lam=0.8,
+            rho=0.05,
+            lr=0.01,
+            weight_decay=5e-4,
+            ccsam_beta=0.5,
+            tail_threshold=20,
+        ),
+        Setting(
+            "clip-fft-imagenetlt",
+            "CLIP ViT-B/16 FFT ImageNet-LT",
+            "clip_fft",
+            1000,
+            1280,
+            256,
+            115_846,
+            _CLIP_SHAPES,
+            gamma=0.5,
+            lam=0.8,
+            rho=0.05,
+            lr=0.001,
+            weight_decay=5e-4,
+            ccsam_beta=0.5,
+            tail_threshold=20,
+        ),
+    )
+}
 
 # (warm-up rounds, timed rounds) per size and model family
 ROUNDS: dict[str, dict[str, tuple[int, int]]] = {
@@ -181,9 +275,12 @@ def device_name(device: torch.device) -> str:
 @functools.cache
 def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when the working tree has uncommitted changes."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
         return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain") else "")
     except (OSError, subprocess.CalledProcessError):
@@ -228,8 +325,9 @@ def _clip_template(setting: Setting, shape: Shape, size: str) -> nn.Module:
     if size == "smoke":
         clip = create_clip("tiny", random_weights=True)
     else:  # ViT-B/16 (random weights), positional embedding sized for the benchmark's images
-        clip = open_clip.create_model("ViT-B-16", pretrained=None, force_quick_gelu=True,
-                                      force_image_size=shape.image)
+        clip = open_clip.create_model(
+            "ViT-B-16", pretrained=None, force_quick_gelu=True, force_image_size=shape.image
+        )
     mode = "lift" if setting.model == "clip_lift" else "fft"
     # One prompt for the text head, then a cosine head of the real width and class count with
     # random unit rows: the same shapes and cost as the text-initialised head, without encoding
@@ -265,8 +363,9 @@ class Cell:
 
 def label_batches(setting: Setting, batch: int, device: torch.device) -> list[Tensor]:
     """:data:`LABEL_BATCHES` seeded draws from the training prior (the same for every cell)."""
-    return [sample_long_tailed_labels(setting.counts, batch, seed=i, device=device)
-            for i in range(LABEL_BATCHES)]
+    return [
+        sample_long_tailed_labels(setting.counts, batch, seed=i, device=device) for i in range(LABEL_BATCHES)
+    ]
 
 
 def runs(setting: Setting, method: str, variant: str) -> bool:
@@ -280,12 +379,24 @@ def runs(setting: Setting, method: str, variant: str) -> bool:
 
 def cases(settings: Sequence[str]) -> list[tuple[str, str, str]]:
     """Every (setting, method, variant) cell of the per-step table."""
-    return [(k, m, v) for k in settings for m in METHODS for v in (*VARIANTS, *CL_VARIANTS)
-            if runs(SETTINGS[k], m, v)]
+    return [
+        (k, m, v)
+        for k in settings
+        for m in METHODS
+        for v in (*VARIANTS, *CL_VARIANTS)
+        if runs(SETTINGS[k], m, v)
+    ]
 
 
-def make_cell(key: str, method: str, variant: str, size: str, device: torch.device,
-              channels_last: bool | None = None, shape: Shape | None = None) -> Cell:
+def make_cell(
+    key: str,
+    method: str,
+    variant: str,
+    size: str,
+    device: torch.device,
+    channels_last: bool | None = None,
+    shape: Shape | None = None,
+) -> Cell:
     """Build the cell; ``channels_last=None`` uses the variant's layout (``+cl``: channels_last),
     ``shape=None`` the setting's shape at ``size``."""
     setting = SETTINGS[key]
@@ -320,8 +431,15 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
     elif method in ("ccsam", "ccsam-last"):
         perturb = "head" if method == "ccsam" else "last"
         split = ccsam_split(model, perturb)
-        opt = CCSAM(params, head=split.layers, perturb=perturb, class_counts=setting.counts,
-                    beta=setting.ccsam_beta, criterion=criterion, **common)
+        opt = CCSAM(
+            params,
+            head=split.layers,
+            perturb=perturb,
+            class_counts=setting.counts,
+            beta=setting.ccsam_beta,
+            criterion=criterion,
+            **common,
+        )
 
         def step() -> None:
             opt.step(lambda: split.features(x), targets=next_labels())
@@ -330,11 +448,11 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
         if method == "sam":
             opt = SAM(params, **common)
         elif method == "imbsam":
-            opt = ImbSAM(params, class_counts=setting.counts, tail_threshold=setting.tail_threshold,
-                         **common)
+            opt = ImbSAM(params, class_counts=setting.counts, tail_threshold=setting.tail_threshold, **common)
         elif method == "focalsam":
-            opt = FocalSAM(params, class_counts=setting.counts, gamma=setting.gamma, lam=setting.lam,
-                           **common)
+            opt = FocalSAM(
+                params, class_counts=setting.counts, gamma=setting.gamma, lam=setting.lam, **common
+            )
         else:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
@@ -361,8 +479,11 @@ def make_cell(key: str, method: str, variant: str, size: str, device: torch.devi
         "num_classes": setting.num_classes,
         "trainable_params": sum(p.numel() for p in params),
         "perturbs": split.perturbs if method.startswith("ccsam") else None,
-        "perturbed_params": (sum(p.numel() for p in split.layers.parameters() if p.requires_grad)
-                             if method.startswith("ccsam") else None),
+        "perturbed_params": (
+            sum(p.numel() for p in split.layers.parameters() if p.requires_grad)
+            if method.startswith("ccsam")
+            else None
+        ),
         "steps_per_epoch": setting.steps_per_epoch(shape.batch),
         "mean_classes_per_batch": statistics.fmean(len(torch.unique(y)) for y in labels),
     }
@@ -380,8 +501,9 @@ def timed_rounds(steps: Sequence[Callable[[], None]], rounds: int) -> list[list[
     return times
 
 
-def benchmark_interleaved(benchmark: Any, steps: Sequence[Callable[[], None]], warmup: int,
-                          rounds: int) -> list[list[float]]:
+def benchmark_interleaved(
+    benchmark: Any, steps: Sequence[Callable[[], None]], warmup: int, rounds: int
+) -> list[list[float]]:
     """``benchmark.pedantic`` over whole rounds of ``steps`` (each once, in turn) after ``warmup``
     untimed rounds; returns seconds per step, per step function."""
     timed_rounds(steps, warmup)

@@ -27,23 +27,37 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("sgd", "sam", "imbsam", "ccsam", "ccsam-last", "focalsam")
-TITLES = {"sgd": "SGD", "sam": "SAM", "imbsam": "ImbSAM", "ccsam": "CC-SAM, head only",
-          "ccsam-last": "CC-SAM, last layers", "focalsam": "Focal-SAM"}
+TITLES = {
+    "sgd": "SGD",
+    "sam": "SAM",
+    "imbsam": "ImbSAM",
+    "ccsam": "CC-SAM, head only",
+    "ccsam-last": "CC-SAM, last layers",
+    "focalsam": "Focal-SAM",
+}
 CL_SUFFIX = "+cl"  # channels_last variants: reference+cl, fast+cl
-SETTING_ORDER = ("resnet32-cifar10lt", "resnet32-cifar100lt", "resnet50-imagenetlt", "resnet50-inat2018",
-                 "clip-lift-imagenetlt", "clip-fft-imagenetlt")
+SETTING_ORDER = (
+    "resnet32-cifar10lt",
+    "resnet32-cifar100lt",
+    "resnet50-imagenetlt",
+    "resnet50-inat2018",
+    "clip-lift-imagenetlt",
+    "clip-fft-imagenetlt",
+)
 PAIRS = (("resnet32-cifar10lt", "resnet32-cifar100lt"), ("resnet50-imagenetlt", "resnet50-inat2018"))
 SIZE_NOTES = {
     "smoke": "smoke size (tiny inputs, stand-in models): the numbers only show the code runs",
     "cpu": "CPU-sized variant: ResNet-32 at the paper's size; ResNet-50 and ViT-B/16 at reduced "
-           "batch and image size (see the shape row)",
+    "batch and image size (see the shape row)",
     "paper": "the paper's batch and image sizes",
 }
 
 Row = dict[str, Any]
 
-RATIO_CAPTION = ("Ratios (`x`) are this path's time divided by the baseline's time in the same setting and "
-                 "the same memory layout: below 1 is faster, above 1 slower.")
+RATIO_CAPTION = (
+    "Ratios (`x`) are this path's time divided by the baseline's time in the same setting and "
+    "the same memory layout: below 1 is faster, above 1 slower."
+)
 
 
 def load(paths: Iterable[Path]) -> list[Row]:
@@ -113,8 +127,10 @@ def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str
     cell = {(r["setting"], r["method"], r["variant"]): r for r in steps}
     epoch = {k: r["median"] * r["steps_per_epoch"] for k, r in cell.items()}
     title = {r["setting"]: r["setting_title"] for r in steps}
-    lines = ["| method (path) | " + " | ".join(title[s] for s in settings) + " |",
-             "|---|" + "---:|" * len(settings)]
+    lines = [
+        "| method (path) | " + " | ".join(title[s] for s in settings) + " |",
+        "|---|" + "---:|" * len(settings),
+    ]
 
     def info_row(label: str, fn: Any) -> str:
         vals = []
@@ -123,14 +139,19 @@ def step_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str, str
             vals.append(fn(s, r) if r is not None else "")
         return f"| {label} | " + " | ".join(vals) + " |"
 
-    lines.append(info_row("batch x image, steps/epoch",
-                          lambda s, r: f"{r['batch']} x {r['image_size']}px, {r['steps_per_epoch']}"))
+    lines.append(
+        info_row(
+            "batch x image, steps/epoch",
+            lambda s, r: f"{r['batch']} x {r['image_size']}px, {r['steps_per_epoch']}",
+        )
+    )
     variants = [("reference", "fast"), ("reference" + CL_SUFFIX, "fast" + CL_SUFFIX)]
     for pair in variants:
         present = [(m, v) for m in METHODS for v in pair if any(k[1:] == (m, v) for k in cell)]
         if pair[0].endswith(CL_SUFFIX) and present:
-            lines.append("| *channels_last (ratios to reference SAM, channels_last)* |"
-                         + " |" * len(settings))
+            lines.append(
+                "| *channels_last (ratios to reference SAM, channels_last)* |" + " |" * len(settings)
+            )
         for method, variant in present:
             vals = []
             for s in settings:
@@ -172,18 +193,26 @@ def interleaved_table(rows: Sequence[Row]) -> tuple[list[str], dict[str, float]]
         return [], {}
     r = inter[0]
     med = {e["label"]: e["median_s"] for e in r["interleaved"]}
-    base = {e["channels_last"]: e["median_s"] for e in r["interleaved"]
-            if e["method"] == "sam" and e["variant"] == "reference"}
-    lines = [f"{r['setting_title']}, batch {r['batch']}, {r['image_size']}px, {r['steps_per_epoch']} "
-             f"steps/epoch, {len(r['interleaved'][0]['times_s'])} interleaved rounds:", "",
-             "| path | layout | impl | median step (s) | per epoch (s) | time / SAM reference, same layout |",
-             "|---|---|---|---:|---:|---:|"]
+    base = {
+        e["channels_last"]: e["median_s"]
+        for e in r["interleaved"]
+        if e["method"] == "sam" and e["variant"] == "reference"
+    }
+    lines = [
+        f"{r['setting_title']}, batch {r['batch']}, {r['image_size']}px, {r['steps_per_epoch']} "
+        f"steps/epoch, {len(r['interleaved'][0]['times_s'])} interleaved rounds:",
+        "",
+        "| path | layout | impl | median step (s) | per epoch (s) | time / SAM reference, same layout |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for e in r["interleaved"]:
         ref = base.get(e["channels_last"])
         cell = ratio(e["median_s"], ref) if ref else ""
         layout = "channels_last" if e["channels_last"] else "NCHW"
-        lines.append(f"| {e['label']} | {layout} | {e['impl']} | {e['median_s']:.4f} | "
-                     f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {cell} |")
+        lines.append(
+            f"| {e['label']} | {layout} | {e['impl']} | {e['median_s']:.4f} | "
+            f"{fmt_s(e['median_s'] * r['steps_per_epoch'])} | {cell} |"
+        )
     return lines, med
 
 
@@ -196,26 +225,33 @@ def launch_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str], 
     compute = {k: r["compute_ops"] for k, r in launches.items()}
     ref_sam, ref_sam_c = counts.get(("sam", "reference")), compute.get(("sam", "reference"))
     r0 = next(iter(launches.values()))
-    lines = [f"{r0['setting_title']}, batch {r0['batch']}, NCHW (the count does not depend on the image "
-             "size). All dispatched ops; in brackets the ops that can run a kernel (no views/aliases such "
-             "as `detach`, no bare allocations). Ratios are op counts divided by the named count: below 1 "
-             "is fewer ops.", "",
-             "| method | reference | fused (impl) | fused / reference | fused / reference SAM |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"{r0['setting_title']}, batch {r0['batch']}, NCHW (the count does not depend on the image "
+        "size). All dispatched ops; in brackets the ops that can run a kernel (no views/aliases such "
+        "as `detach`, no bare allocations). Ratios are op counts divided by the named count: below 1 "
+        "is fewer ops.",
+        "",
+        "| method | reference | fused (impl) | fused / reference | fused / reference SAM |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for m in METHODS:
         ref, fused = counts.get((m, "reference")), counts.get((m, "fast"))
         if ref is None or fused is None or not ref_sam or not ref_sam_c:
             continue
         ref_c, fused_c = compute[(m, "reference")], compute[(m, "fast")]
         impl = launches[(m, "fast")]["impl"]
-        lines.append(f"| {TITLES[m]} | {ref:,} ({ref_c:,}) | {fused:,} ({fused_c:,}) {impl} | "
-                     f"{ratio(fused, ref)} ({ratio(fused_c, ref_c)}) | "
-                     f"{ratio(fused, ref_sam)} ({ratio(fused_c, ref_sam_c)}) |")
+        lines.append(
+            f"| {TITLES[m]} | {ref:,} ({ref_c:,}) | {fused:,} ({fused_c:,}) {impl} | "
+            f"{ratio(fused, ref)} ({ratio(fused_c, ref_c)}) | "
+            f"{ratio(fused, ref_sam)} ({ratio(fused_c, ref_sam_c)}) |"
+        )
     return lines, {**counts, **{(m, v + "-compute"): n for (m, v), n in compute.items()}}
 
 
-OPT_LABELS = {"torch_sgd_fused": "torch.optim.SGD(fused=True), update only",
-              "memory_probe": "memory probe: o = p + s g, one flat tensor"}
+OPT_LABELS = {
+    "torch_sgd_fused": "torch.optim.SGD(fused=True), update only",
+    "memory_probe": "memory probe: o = p + s g, one flat tensor",
+}
 FUSED_IMPLS = ("cpp", "cuda", "triton")
 # bytes per fp32 parameter of the fused Focal-SAM optimizer side: norm 4, perturb 12 (read w, h;
 # write w + eps), restore + combine + SGD 24 (read w, g1, g2, buf; write w, buf)
@@ -249,44 +285,60 @@ def optimizer_table(rows: Sequence[Row]) -> tuple[list[str], dict[tuple[str, str
         if s in inter:
             im = {e["impl"]: e["median_s"] for e in inter[s]["interleaved"]}
             ref = im.get("reference")
-            parts = ", ".join(f"{i} {t * 1e3:.1f} ms" + (f" ({ratio(t, ref)})" if ref else "")
-                              for i, t in im.items())
+            parts = ", ".join(
+                f"{i} {t * 1e3:.1f} ms" + (f" ({ratio(t, ref)})" if ref else "") for i, t in im.items()
+            )
             n = len(inter[s]["interleaved"][0]["times_s"])
-            lines.append(f"\n{s}, interleaved ({n} rounds, every impl once per round; time / reference "
-                         f"time, below 1 is faster): {parts}.")
+            lines.append(
+                f"\n{s}, interleaved ({n} rounds, every impl once per round; time / reference "
+                f"time, below 1 is faster): {parts}."
+            )
     for s in sets:
         how = "@interleaved" if (s, "memory_probe@interleaved") in med else ""
         probe, params = med.get((s, "memory_probe" + how)), meta[s]["params"]
         fused = [(i, med[(s, i + how)]) for i in FUSED_IMPLS if (s, i + how) in med]
         if probe and fused:
             rates = ", ".join(f"{i} {FUSED_BYTES * params / t / 1e9:.1f} GB/s" for i, t in fused)
-            lines.append(f"\n{s}{' (interleaved)' if how else ''}: memory probe "
-                         f"{12 * params / probe / 1e9:.1f} GB/s (12 B/param); fused step at {FUSED_BYTES} "
-                         f"B/param: {rates}.")
+            lines.append(
+                f"\n{s}{' (interleaved)' if how else ''}: memory probe "
+                f"{12 * params / probe / 1e9:.1f} GB/s (12 B/param); fused step at {FUSED_BYTES} "
+                f"B/param: {rates}."
+            )
     return lines, med
 
 
-def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
-            counts: dict[tuple[str, str], int], opt: dict[tuple[str, str], float],
-            classes: dict[str, int]) -> list[str]:
+def targets(
+    epoch: dict[tuple[str, str, str], float],
+    inter: dict[str, float],
+    counts: dict[tuple[str, str], int],
+    opt: dict[tuple[str, str], float],
+    classes: dict[str, int],
+) -> list[str]:
     """The issue's targets, each with the measured numbers and met / NOT met."""
     out: list[str] = []
     for s in ("resnet32-cifar10lt", "resnet32-cifar100lt"):
-        fast, ref_sam, ref_focal = (epoch.get((s, "focalsam", "fast")), epoch.get((s, "sam", "reference")),
-                                    epoch.get((s, "focalsam", "reference")))
+        fast, ref_sam, ref_focal = (
+            epoch.get((s, "focalsam", "fast")),
+            epoch.get((s, "sam", "reference")),
+            epoch.get((s, "focalsam", "reference")),
+        )
         if fast and ref_sam and ref_focal:
             r = fast / ref_sam
-            out.append(f"- {s}: fused Focal-SAM per epoch = {r:.2f}x reference SAM (target <= 1.33x: "
-                       f"{mark(r <= 1.33)}); {fast / ref_focal:.2f}x reference Focal-SAM (target < 1: "
-                       f"{mark(fast < ref_focal)})")
+            out.append(
+                f"- {s}: fused Focal-SAM per epoch = {r:.2f}x reference SAM (target <= 1.33x: "
+                f"{mark(r <= 1.33)}); {fast / ref_focal:.2f}x reference Focal-SAM (target < 1: "
+                f"{mark(fast < ref_focal)})"
+            )
     for suffix, layout in (("", "NCHW"), (", channels_last", "channels_last")):
         sam, focal = inter.get("SAM reference" + suffix), inter.get("Focal-SAM reference" + suffix)
         label = "Focal-SAM fast" + suffix
         if sam and focal and label in inter:
             r = inter[label] / sam
-            out.append(f"- interleaved ResNet-32 CIFAR-10-LT, {layout}: fused Focal-SAM {r:.2f}x reference "
-                       f"SAM (<= 1.33x: {mark(r <= 1.33)}), {inter[label] / focal:.2f}x reference Focal-SAM "
-                       f"(< 1: {mark(inter[label] < focal)})")
+            out.append(
+                f"- interleaved ResNet-32 CIFAR-10-LT, {layout}: fused Focal-SAM {r:.2f}x reference "
+                f"SAM (<= 1.33x: {mark(r <= 1.33)}), {inter[label] / focal:.2f}x reference Focal-SAM "
+                f"(< 1: {mark(inter[label] < focal)})"
+            )
     for method, variant in itertools.product(("ccsam", "ccsam-last"), ("reference", "fast")):
         for pair in PAIRS:
             ratios = []
@@ -296,14 +348,18 @@ def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
                     ratios.append(cc / sam)
             if len(ratios) == 2:
                 grows = ratios[1] > ratios[0]
-                out.append(f"- {TITLES[method]} ({variant}) ratio to reference SAM, {classes[pair[0]]} -> "
-                           f"{classes[pair[1]]} classes: {ratios[0]:.2f}x -> {ratios[1]:.2f}x "
-                           f"(grows with classes: {mark(grows)})")
+                out.append(
+                    f"- {TITLES[method]} ({variant}) ratio to reference SAM, {classes[pair[0]]} -> "
+                    f"{classes[pair[1]]} classes: {ratios[0]:.2f}x -> {ratios[1]:.2f}x "
+                    f"(grows with classes: {mark(grows)})"
+                )
     for suffix, what in (("", "dispatched ops"), ("-compute", "kernel-running ops")):
         fused, ref = counts.get(("focalsam", "fast" + suffix)), counts.get(("sam", "reference" + suffix))
         if fused and ref:
-            out.append(f"- launches ({what}): fused Focal-SAM {fused:,} = {fused / ref:.2f}x reference "
-                       f"SAM's {ref:,} (target <= 0.7x: {mark(fused / ref <= 0.7)})")
+            out.append(
+                f"- launches ({what}): fused Focal-SAM {fused:,} = {fused / ref:.2f}x reference "
+                f"SAM's {ref:,} (target <= 0.7x: {mark(fused / ref <= 0.7)})"
+            )
     for s, how in itertools.product(("resnet50", "vit_b16"), ("", "@interleaved")):
         fast = opt.get((s, "cpp" + how))
         if fast is None:
@@ -311,11 +367,15 @@ def targets(epoch: dict[tuple[str, str, str], float], inter: dict[str, float],
         ref, fe = opt.get((s, "reference" + how)), opt.get((s, "foreach" + how))
         label = f"optimizer side {s}{' (interleaved)' if how else ''}"
         if ref:
-            out.append(f"- {label}: cpp time = {ratio(fast, ref)} reference (target <= 0.33x, i.e. 3x "
-                       f"faster: {mark(fast * 3 <= ref)})")
+            out.append(
+                f"- {label}: cpp time = {ratio(fast, ref)} reference (target <= 0.33x, i.e. 3x "
+                f"faster: {mark(fast * 3 <= ref)})"
+            )
         if fe:
-            out.append(f"- {label}: cpp time = {ratio(fast, fe)} foreach (target <= 0.67x, i.e. 1.5x "
-                       f"faster: {mark(fast * 1.5 <= fe)})")
+            out.append(
+                f"- {label}: cpp time = {ratio(fast, fe)} foreach (target <= 0.67x, i.e. 1.5x "
+                f"faster: {mark(fast * 1.5 <= fe)})"
+            )
     return out
 
 
@@ -324,14 +384,20 @@ def render(rows: Sequence[Row]) -> str:
     parts = ["## Environment", "", *environment_lines(rows), ""]
     step, epoch = step_table(rows)
     if step:
-        parts += ["## Seconds per epoch (time ratio to reference SAM, same layout)", "",
-                  "Median step time x steps per epoch; data loading excluded; labels drawn from each "
-                  "data set's long-tailed training prior. Every cell of a column runs the same model on the "
-                  "same data; the first rows all run contiguous NCHW, the channels_last rows all run "
-                  "channels_last. In brackets: time / reference SAM's time in the same setting and the same "
-                  "layout (below 1 is faster). CC-SAM rows say what they perturb: the linear head only (the "
-                  "official code) or the last layers, one pass through them per class in the batch (the "
-                  "protocol of the paper's Table 1).", "", *step, ""]
+        parts += [
+            "## Seconds per epoch (time ratio to reference SAM, same layout)",
+            "",
+            "Median step time x steps per epoch; data loading excluded; labels drawn from each "
+            "data set's long-tailed training prior. Every cell of a column runs the same model on the "
+            "same data; the first rows all run contiguous NCHW, the channels_last rows all run "
+            "channels_last. In brackets: time / reference SAM's time in the same setting and the same "
+            "layout (below 1 is faster). CC-SAM rows say what they perturb: the linear head only (the "
+            "official code) or the last layers, one pass through them per class in the batch (the "
+            "protocol of the paper's Table 1).",
+            "",
+            *step,
+            "",
+        ]
     inter_lines, inter = interleaved_table(rows)
     if inter_lines:
         parts += ["## Interleaved ResNet-32 comparison", "", RATIO_CAPTION, "", *inter_lines, ""]
@@ -340,13 +406,25 @@ def render(rows: Sequence[Row]) -> str:
         parts += ["## Dispatched ATen ops per step", "", *launch_lines, ""]
     opt_lines, opt = optimizer_table(rows)
     if opt_lines:
-        parts += ["## Optimizer side: norm + perturb + restore/combine/SGD (median per step)", "",
-                  "In brackets: time / reference time (below 1 is faster).", "", *opt_lines, ""]
+        parts += [
+            "## Optimizer side: norm + perturb + restore/combine/SGD (median per step)",
+            "",
+            "In brackets: time / reference time (below 1 is faster).",
+            "",
+            *opt_lines,
+            "",
+        ]
     classes = {r["setting"]: r["num_classes"] for r in rows if r.get("kind") == "step"}
     checks = targets(epoch, inter, counts, opt, classes)
     if checks:
-        parts += ["## Targets", "", "Every `x` is a time (or op-count) ratio to the named baseline: "
-                  "below 1 is faster (fewer).", "", *checks, ""]
+        parts += [
+            "## Targets",
+            "",
+            "Every `x` is a time (or op-count) ratio to the named baseline: below 1 is faster (fewer).",
+            "",
+            *checks,
+            "",
+        ]
     return "\n".join(parts)
 
 

@@ -31,9 +31,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from focalsam_fast.analysis import HessianOperator, hutchinson_trace, lanczos_top_k, power_iteration
 from focalsam_fast.models import build_model
 
-SIZES = {"smoke": dict(n=8, chunk=4, image=16, iters=3, probes=4, probe_batch=4),
-         "cpu": dict(n=32, chunk=16, image=32, iters=10, probes=16, probe_batch=8),
-         "paper": dict(n=256, chunk=128, image=32, iters=20, probes=64, probe_batch=16)}
+SIZES = {
+    "smoke": dict(n=8, chunk=4, image=16, iters=3, probes=4, probe_batch=4),
+    "cpu": dict(n=32, chunk=16, image=32, iters=10, probes=16, probe_batch=8),
+    "paper": dict(n=256, chunk=128, image=32, iters=20, probes=64, probe_batch=16),
+}
 
 
 def _setup(s: dict[str, int], device: torch.device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -51,8 +53,9 @@ def _setup(s: dict[str, int], device: torch.device) -> tuple[nn.Module, torch.Te
 
 @pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # inside PyHessian
-def test_analysis_vs_pyhessian(benchmark: Any, size: str, device: torch.device,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_analysis_vs_pyhessian(
+    benchmark: Any, size: str, device: torch.device, capsys: pytest.CaptureFixture[str]
+) -> None:
     pyhessian = pytest.importorskip("pyhessian", reason="PyHessian not installed: pip install pyhessian==0.1")
     s = SIZES[size]
     model, x, y = _setup(s, device)
@@ -80,13 +83,28 @@ def test_analysis_vs_pyhessian(benchmark: Any, size: str, device: torch.device,
 
     t0 = time.perf_counter()
     op = HessianOperator(model, ce, x, y, chunk_size=s["chunk"])
-    eig = power_iteration(op.matvec, op.dim, k=1, tol=tiny, max_iter=s["iters"], dtype=op.dtype,
-                          device=device, generator=torch.Generator().manual_seed(0))
+    eig = power_iteration(
+        op.matvec,
+        op.dim,
+        k=1,
+        tol=tiny,
+        max_iter=s["iters"],
+        dtype=op.dtype,
+        device=device,
+        generator=torch.Generator().manual_seed(0),
+    )
     sync()
     t1 = time.perf_counter()
     batch = s["probe_batch"] if device.type == "cuda" else 1  # the package's default (see api.probe_batch)
-    tr = hutchinson_trace(op.matvec, op.dim, probes=s["probes"], batch=batch, dtype=op.dtype,
-                          device=device, generator=torch.Generator().manual_seed(1))
+    tr = hutchinson_trace(
+        op.matvec,
+        op.dim,
+        probes=s["probes"],
+        batch=batch,
+        dtype=op.dtype,
+        device=device,
+        generator=torch.Generator().manual_seed(1),
+    )
     sync()
     t2 = time.perf_counter()
     our_eig_s, our_trace_s = t1 - t0, t2 - t1
@@ -100,37 +118,55 @@ def test_analysis_vs_pyhessian(benchmark: Any, size: str, device: torch.device,
     lam_tol = 3 * eig.residuals[0] * abs(lam_ours)
     ratio = (our_eig_s + our_trace_s) / (ph_eig_s + ph_trace_s)
     with capsys.disabled():
-        print(f"\n[analysis vs PyHessian, {size}, {device}, {torch.get_num_threads()} thread(s), ResNet-32, "
-              f"{s['n']} samples in chunks of {s['chunk']}, {s['image']}x{s['image']}]"
-              f"\n  lambda_max ({s['iters']} power iterations): ours {lam_ours:.5g} (rel. residual "
-              f"{eig.residuals[0]:.2g}) | PyHessian {lam_ph:.5g}"
-              f"\n  Tr(H) ({s['probes']} Rademacher probes): ours {tr.estimate:.5g} +- {tr.stderr:.3g} | "
-              f"PyHessian {ph_mean:.5g} +- {ph_se:.3g}"
-              f"\n  time s: eigen {our_eig_s:.2f} vs {ph_eig_s:.2f}, "
-              f"trace {our_trace_s:.2f} vs {ph_trace_s:.2f}; "
-              f"total ratio ours/PyHessian {ratio:.2f}")
+        print(
+            f"\n[analysis vs PyHessian, {size}, {device}, {torch.get_num_threads()} thread(s), ResNet-32, "
+            f"{s['n']} samples in chunks of {s['chunk']}, {s['image']}x{s['image']}]"
+            f"\n  lambda_max ({s['iters']} power iterations): ours {lam_ours:.5g} (rel. residual "
+            f"{eig.residuals[0]:.2g}) | PyHessian {lam_ph:.5g}"
+            f"\n  Tr(H) ({s['probes']} Rademacher probes): ours {tr.estimate:.5g} +- {tr.stderr:.3g} | "
+            f"PyHessian {ph_mean:.5g} +- {ph_se:.3g}"
+            f"\n  time s: eigen {our_eig_s:.2f} vs {ph_eig_s:.2f}, "
+            f"trace {our_trace_s:.2f} vs {ph_trace_s:.2f}; "
+            f"total ratio ours/PyHessian {ratio:.2f}"
+        )
     assert abs(lam_ours - lam_ph) <= max(lam_tol, 1e-3 * abs(lam_ph)), (lam_ours, lam_ph, lam_tol)
     assert abs(tr.estimate - ph_mean) <= 3 * math.hypot(tr.stderr, ph_se) + 1e-6 * abs(ph_mean)
     # Time to an answer: PyHessian's own defaults (power iteration, maxIter 100, stop when the
     # eigenvalue changes by < 1e-3 relative) against Lanczos stopped at relative residual 1e-3.
     t0 = time.perf_counter()
-    ph_tol, _ = pyhessian.hessian(model, nn.CrossEntropyLoss(), dataloader=loader,
-                                  cuda=device.type == "cuda").eigenvalues(maxIter=100, tol=1e-3)
+    ph_tol, _ = pyhessian.hessian(
+        model, nn.CrossEntropyLoss(), dataloader=loader, cuda=device.type == "cuda"
+    ).eigenvalues(maxIter=100, tol=1e-3)
     sync()
     t1 = time.perf_counter()
     model.zero_grad(set_to_none=True)
     op = HessianOperator(model, ce, x, y, chunk_size=s["chunk"])
-    lz = lanczos_top_k(op.matvec, op.dim, k=1, tol=1e-3, max_iter=100, dtype=op.dtype, device=device,
-                       generator=torch.Generator().manual_seed(2))
+    lz = lanczos_top_k(
+        op.matvec,
+        op.dim,
+        k=1,
+        tol=1e-3,
+        max_iter=100,
+        dtype=op.dtype,
+        device=device,
+        generator=torch.Generator().manual_seed(2),
+    )
     sync()
     t2 = time.perf_counter()
     with capsys.disabled():
-        print(f"  lambda_max to tolerance 1e-3: ours (Lanczos) {lz.eigenvalues[0]:.5g} in {lz.iterations} "
-              f"products (rel. residual {lz.residuals[0]:.2g}), {t2 - t1:.2f} s | PyHessian (power) "
-              f"{ph_tol[0]:.5g}, {t1 - t0:.2f} s; ratio {(t2 - t1) / (t1 - t0):.2f}")
-    assert abs(lz.eigenvalues[0] - ph_tol[0]) <= 3 * max(lz.residuals[0] * abs(lz.eigenvalues[0]),
-                                                         1e-3 * abs(ph_tol[0]))
-    benchmark.extra_info.update(tolerance_ratio=(t2 - t1) / (t1 - t0), ratio=ratio,
-                                ours_s=our_eig_s + our_trace_s,
-                                pyhessian_s=ph_eig_s + ph_trace_s, lambda_max=[lam_ours, lam_ph],
-                                trace=[tr.estimate, ph_mean])
+        print(
+            f"  lambda_max to tolerance 1e-3: ours (Lanczos) {lz.eigenvalues[0]:.5g} in {lz.iterations} "
+            f"products (rel. residual {lz.residuals[0]:.2g}), {t2 - t1:.2f} s | PyHessian (power) "
+            f"{ph_tol[0]:.5g}, {t1 - t0:.2f} s; ratio {(t2 - t1) / (t1 - t0):.2f}"
+        )
+    assert abs(lz.eigenvalues[0] - ph_tol[0]) <= 3 * max(
+        lz.residuals[0] * abs(lz.eigenvalues[0]), 1e-3 * abs(ph_tol[0])
+    )
+    benchmark.extra_info.update(
+        tolerance_ratio=(t2 - t1) / (t1 - t0),
+        ratio=ratio,
+        ours_s=our_eig_s + our_trace_s,
+        pyhessian_s=ph_eig_s + ph_trace_s,
+        lambda_max=[lam_ours, lam_ph],
+        trace=[tr.estimate, ph_mean],
+    )

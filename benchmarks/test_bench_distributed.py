@@ -33,8 +33,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = ("reference", "ddp", "m_sharpness")
 EXPECTED_ROUNDS = {"reference": 3, "ddp": 2, "m_sharpness": 1}  # whole-gradient all-reduces per step
-SHAPES = {"smoke": (32, (64, 128, 10), 1, 3), "cpu": (64, (512, 2048, 512, 100), 2, 15),
-          "paper": (64, (512, 2048, 512, 100), 2, 15)}  # per-rank batch, MLP widths, warm-up, timed rounds
+SHAPES = {
+    "smoke": (32, (64, 128, 10), 1, 3),
+    "cpu": (64, (512, 2048, 512, 100), 2, 15),
+    "paper": (64, (512, 2048, 512, 100), 2, 15),
+}  # per-rank batch, MLP widths, warm-up, timed rounds
 
 
 def _mlp(widths: tuple[int, ...]) -> torch.nn.Sequential:
@@ -59,9 +62,13 @@ def _rank(out: str, size: str) -> None:
     batch, widths, warmup, rounds = SHAPES[size]
     counts = [max(1, 500 // (k + 1)) for k in range(widths[-1])]  # long-tailed class counts
     gen = torch.Generator().manual_seed(1 + run.rank)
-    data = [(torch.randn(batch, widths[0], generator=gen),
-             torch.multinomial(torch.tensor(counts, dtype=torch.float), batch, True, generator=gen))
-            for _ in range(warmup + rounds)]
+    data = [
+        (
+            torch.randn(batch, widths[0], generator=gen),
+            torch.multinomial(torch.tensor(counts, dtype=torch.float), batch, True, generator=gen),
+        )
+        for _ in range(warmup + rounds)
+    ]
     opts = dict(class_counts=counts, gamma=2.0, lam=0.8, rho=0.1, lr=0.05, momentum=0.9, weight_decay=5e-4)
     loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     stats = {v: {"calls": 0, "bytes": 0, "times": []} for v in VARIANTS}
@@ -111,9 +118,11 @@ def _rank(out: str, size: str) -> None:
         forward = step_forward(net, m_sharpness)
         opt.step(lambda: loss_fn(forward(x), y), targets=y)
 
-    steps = {"reference": reference_step,
-             "ddp": lambda x, y: ddp_step(ddp_net, ddp_opt, False, x, y),
-             "m_sharpness": lambda x, y: ddp_step(ms_net, ms_opt, True, x, y)}
+    steps = {
+        "reference": reference_step,
+        "ddp": lambda x, y: ddp_step(ddp_net, ddp_opt, False, x, y),
+        "m_sharpness": lambda x, y: ddp_step(ms_net, ms_opt, True, x, y),
+    }
     for i, (x, y) in enumerate(data):
         if i == warmup:
             for v in VARIANTS:
@@ -130,13 +139,18 @@ def _rank(out: str, size: str) -> None:
         worst = float((ref_w - ddp_w).norm() / ref_w.norm())
     if run.main:
         n_params = sum(p.numel() for p in ref_model.parameters())
-        Path(out).write_text(json.dumps({"stats": stats, "params": n_params, "steps": rounds,
-                                         "reference_vs_ddp_rel_l2": worst}))
+        Path(out).write_text(
+            json.dumps(
+                {"stats": stats, "params": n_params, "steps": rounds, "reference_vs_ddp_rel_l2": worst}
+            )
+        )
     run.finish()
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="torch.distributed with gloo is not available in this torch build")
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch.distributed with gloo is not available in this torch build",
+)
 def test_allreduce_count_and_step_time(benchmark: Any, size: str, tmp_path: Path) -> None:
     """2 gloo ranks: all-reduces and bytes per step counted, median step times and their ratios."""
     from benchmarks.common import environment
@@ -152,9 +166,14 @@ def test_allreduce_count_and_step_time(benchmark: Any, size: str, tmp_path: Path
     result = json.loads(out.read_text())
     stats, steps, n_params = result["stats"], result["steps"], result["params"]
     grad_bytes = 4 * n_params
-    per_step = {v: {"allreduce_calls": stats[v]["calls"] / steps,
-                    "allreduce_bytes": stats[v]["bytes"] / steps,
-                    "median_s": statistics.median(stats[v]["times"])} for v in VARIANTS}
+    per_step = {
+        v: {
+            "allreduce_calls": stats[v]["calls"] / steps,
+            "allreduce_bytes": stats[v]["bytes"] / steps,
+            "median_s": statistics.median(stats[v]["times"]),
+        }
+        for v in VARIANTS
+    }
     for v in VARIANTS:  # whole-gradient reductions = bytes / gradient bytes (DDP splits each into buckets)
         per_step[v]["reductions"] = per_step[v]["allreduce_bytes"] / grad_bytes
         assert per_step[v]["reductions"] == EXPECTED_ROUNDS[v], (v, per_step[v])
@@ -162,14 +181,36 @@ def test_allreduce_count_and_step_time(benchmark: Any, size: str, tmp_path: Path
     assert per_step["m_sharpness"]["allreduce_calls"] == buckets and buckets == int(buckets) >= 1
     assert result["reference_vs_ddp_rel_l2"] < 1e-5  # the same algorithm (fp32 summation order)
     ref = per_step["reference"]
-    ratios = {v: {"bytes": per_step[v]["allreduce_bytes"] / ref["allreduce_bytes"],
-                  "time": per_step[v]["median_s"] / ref["median_s"]} for v in VARIANTS[1:]}
+    ratios = {
+        v: {
+            "bytes": per_step[v]["allreduce_bytes"] / ref["allreduce_bytes"],
+            "time": per_step[v]["median_s"] / ref["median_s"],
+        }
+        for v in VARIANTS[1:]
+    }
     benchmark.extra_info.update(environment(torch.device("cpu")))
-    benchmark.extra_info.update({"size": size, "ranks": 2, "backend": "gloo", "params": n_params,
-                                 "per_step": per_step, "ratios_vs_reference": ratios,
-                                 "reference_vs_ddp_rel_l2": result["reference_vs_ddp_rel_l2"]})
-    print(json.dumps({"params": n_params, "per_step": per_step, "ratios": ratios,
-                      "reference_vs_ddp_rel_l2": result["reference_vs_ddp_rel_l2"]}, indent=1))
+    benchmark.extra_info.update(
+        {
+            "size": size,
+            "ranks": 2,
+            "backend": "gloo",
+            "params": n_params,
+            "per_step": per_step,
+            "ratios_vs_reference": ratios,
+            "reference_vs_ddp_rel_l2": result["reference_vs_ddp_rel_l2"],
+        }
+    )
+    print(
+        json.dumps(
+            {
+                "params": n_params,
+                "per_step": per_step,
+                "ratios": ratios,
+                "reference_vs_ddp_rel_l2": result["reference_vs_ddp_rel_l2"],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["rank"]:

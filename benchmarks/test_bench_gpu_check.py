@@ -26,19 +26,44 @@ from focalsam_fast import kernels
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 GPU_DIR = REPO / "benchmarks" / "gpu"
 GPU_SCRIPTS = sorted(p.stem for p in GPU_DIR.glob("*.py") if not p.name.startswith("_"))
-STAGES = ("env", "build", "impls", "cuda-tests", "triton-tests", "other-gpu-tests", "memcheck", "racecheck",
-          "parity", "focal-edges", "big-tensor", "streams-graphs", "bench-optimizer", "bench-launches",
-          "bench-interleaved", "step-resnet32-cifar10lt", "step-resnet50-inat2018", "table")
+STAGES = (
+    "env",
+    "build",
+    "impls",
+    "cuda-tests",
+    "triton-tests",
+    "other-gpu-tests",
+    "memcheck",
+    "racecheck",
+    "parity",
+    "focal-edges",
+    "big-tensor",
+    "streams-graphs",
+    "bench-optimizer",
+    "bench-launches",
+    "bench-interleaved",
+    "step-resnet32-cifar10lt",
+    "step-resnet50-inat2018",
+    "table",
+)
 CPU = torch.device("cpu")
-NO_GPU_ENV = {**{k: v for k, v in os.environ.items()
-                 if k not in ("FOCALSAM_CUDA_ARCHS", "FOCALSAM_GPU_CHECK_BUDGET_S", "COMPUTE_SANITIZER")},
-              "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+NO_GPU_ENV = {
+    **{
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FOCALSAM_CUDA_ARCHS", "FOCALSAM_GPU_CHECK_BUDGET_S", "COMPUTE_SANITIZER")
+    },
+    "CUDA_VISIBLE_DEVICES": "",
+    "PYTHON": sys.executable,
+}
 
 
-def _run(*args: str, env: dict[str, str] | None = None, timeout: int = 120
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], env=env or NO_GPU_ENV, capture_output=True, text=True,
-                          timeout=timeout)
+def _run(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env or NO_GPU_ENV, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _cpu_ops(with_focal_loss: bool = False) -> dict[str, ModuleType]:
@@ -74,11 +99,17 @@ def test_dry_run_lists_every_stage_and_the_caps_fit(dry_run: subprocess.Complete
 
 def test_docs_stage_table_matches_the_script(dry_run: subprocess.CompletedProcess[str]) -> None:
     """docs/gpu.md lists every stage with the script's cap and kind."""
-    script = {name: (int(cap), kind) for name, cap, kind in
-              re.findall(r"^\s*\d+\. (\S+)\s+cap\s+(\d+) s\s+(\w+)", dry_run.stdout, flags=re.M)}
+    script = {
+        name: (int(cap), kind)
+        for name, cap, kind in re.findall(
+            r"^\s*\d+\. (\S+)\s+cap\s+(\d+) s\s+(\w+)", dry_run.stdout, flags=re.M
+        )
+    }
     docs = (REPO / "docs" / "gpu.md").read_text()
-    rows = {name: (int(cap), kind) for name, cap, kind in
-            re.findall(r"^\| \d+ \| ([\w-]+) \| (\d+) \| (\w+) \|", docs, flags=re.M)}
+    rows = {
+        name: (int(cap), kind)
+        for name, cap, kind in re.findall(r"^\| \d+ \| ([\w-]+) \| (\d+) \| (\w+) \|", docs, flags=re.M)
+    }
     assert rows == {k: v for k, v in script.items() if not k.startswith("step-")}
     assert all(v == (90, "optional") for k, v in script.items() if k.startswith("step-"))
     assert "| 16-21 | step-&lt;setting&gt; | 90 each | optional |" in docs
@@ -195,14 +226,20 @@ def test_optional_stages_wait_for_time_and_do_not_fail_the_run(tmp_path: Path) -
 
 # ----------------------------------------------------------------------------- scripts refuse without CUDA
 def test_the_scripts_are_the_expected_ones() -> None:
-    assert GPU_SCRIPTS == ["big_tensor", "env_check", "focal_edges", "impls_check", "sanitize_ops",
-                           "streams_graphs"]
+    assert GPU_SCRIPTS == [
+        "big_tensor",
+        "env_check",
+        "focal_edges",
+        "impls_check",
+        "sanitize_ops",
+        "streams_graphs",
+    ]
 
 
 @pytest.mark.parametrize("name", GPU_SCRIPTS)
-def test_every_gpu_script_refuses_to_run_without_cuda(name: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_gpu_script_refuses_to_run_without_cuda(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     module = importlib.import_module(f"benchmarks.gpu.{name}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as exc:
@@ -213,14 +250,26 @@ def test_every_gpu_script_refuses_to_run_without_cuda(name: str, tmp_path: Path,
 
 
 def test_a_gpu_script_run_as_a_module_exits_2_without_cuda() -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu.focal_edges"], cwd=REPO, env=NO_GPU_ENV,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu.focal_edges"],
+        cwd=REPO,
+        env=NO_GPU_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == EXIT_NO_GPU
     assert "needs a CUDA GPU, but torch.cuda.is_available() is False" in proc.stderr
 
 
-ENVIRONMENTAL = ("RuntimeError", "AcceleratorError", "ImportError", "ModuleNotFoundError", "AssertionError",
-                 "ImplUnavailableError")
+ENVIRONMENTAL = (
+    "RuntimeError",
+    "AcceleratorError",
+    "ImportError",
+    "ModuleNotFoundError",
+    "AssertionError",
+    "ImplUnavailableError",
+)
 
 
 @pytest.fixture
@@ -232,13 +281,29 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index=None: (70 * 2**30, 80 * 2**30))
 
 
-@pytest.mark.parametrize(("name", "checks"), [
-    ("env_check", ["gpu", "triton compiled", "build switches", "nvcc", "Python.h", "build tools", "pytest"]),
-    ("impls_check", ["package from this checkout", "native modules", "cuda and triton available",
-                     "triton compiled", "auto picks cuda", "kernels run"]),
-])
+@pytest.mark.parametrize(
+    ("name", "checks"),
+    [
+        (
+            "env_check",
+            ["gpu", "triton compiled", "build switches", "nvcc", "Python.h", "build tools", "pytest"],
+        ),
+        (
+            "impls_check",
+            [
+                "package from this checkout",
+                "native modules",
+                "cuda and triton available",
+                "triton compiled",
+                "auto picks cuda",
+                "kernels run",
+            ],
+        ),
+    ],
+)
 def test_setup_scripts_run_every_check_without_programming_errors(
-        name: str, checks: list[str], fake_gpu: None, tmp_path: Path) -> None:
+    name: str, checks: list[str], fake_gpu: None, tmp_path: Path
+) -> None:
     """With a faked GPU, the hard set-up stages run all their checks; whatever fails here fails for
     a reason of this machine (no driver, interpreter mode), never a bug of the script."""
     module = importlib.import_module(f"benchmarks.gpu.{name}")
@@ -291,19 +356,28 @@ def test_junit_summary_counts_failures_errors_and_skips(tmp_path: Path) -> None:
     summary = _junit.summarize(path)
     assert (summary.tests, summary.passed, len(summary.failed), len(summary.skipped)) == (4, 1, 2, 1)
     assert summary.skipped == ["t::gone: needs a CUDA GPU"]
-    assert _junit.verdict(summary) == ["2 test(s) failed or errored",
-                                       "1 test(s) skipped (a skipped GPU test is a failure)"]
+    assert _junit.verdict(summary) == [
+        "2 test(s) failed or errored",
+        "1 test(s) skipped (a skipped GPU test is a failure)",
+    ]
     assert _junit.main([str(path)]) == 1
 
 
-@pytest.mark.parametrize(("cases", "flags", "code"), [
-    ('<testcase classname="t" name="a"/>', [], 0),
-    ('<testcase classname="t" name="a"/><testcase classname="t" name="s"><skipped message="m"/></testcase>',
-     [], 1),
-    ('<testcase classname="t" name="s"><skipped message="m"/></testcase>', ["--allow-skips"], 0),
-    ("", [], 1),
-    ("", ["--allow-empty"], 0),
-])
+@pytest.mark.parametrize(
+    ("cases", "flags", "code"),
+    [
+        ('<testcase classname="t" name="a"/>', [], 0),
+        (
+            '<testcase classname="t" name="a"/>'
+            '<testcase classname="t" name="s"><skipped message="m"/></testcase>',
+            [],
+            1,
+        ),
+        ('<testcase classname="t" name="s"><skipped message="m"/></testcase>', ["--allow-skips"], 0),
+        ("", [], 1),
+        ("", ["--allow-empty"], 0),
+    ],
+)
 def test_junit_main_exit_codes(tmp_path: Path, cases: str, flags: list[str], code: int) -> None:
     path = tmp_path / "j.xml"
     path.write_text(f"<testsuites><testsuite>{cases}</testsuite></testsuites>")
@@ -320,17 +394,34 @@ def test_junit_missing_or_broken_file_fails(tmp_path: Path, capsys: pytest.Captu
 def test_junit_reads_real_pytest_output(tmp_path: Path) -> None:
     """pytest's own junit XML: a GPU-style skip makes the stage fail."""
     test_file = tmp_path / "test_x.py"
-    test_file.write_text(textwrap.dedent("""
+    test_file.write_text(
+        textwrap.dedent("""
         import pytest
         def test_ok():
             assert True
         @pytest.mark.skip(reason="needs a CUDA GPU")
         def test_gpu():
             pass
-    """))
+    """)
+    )
     xml = tmp_path / "x.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                    str(test_file), f"--junitxml={xml}"], cwd=tmp_path, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            str(test_file),
+            f"--junitxml={xml}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
     summary = _junit.summarize(xml)
     assert (summary.tests, summary.passed, len(summary.skipped)) == (2, 1, 1)
     assert "needs a CUDA GPU" in summary.skipped[0]
@@ -370,8 +461,19 @@ def test_check_perturb_accepts_every_cpu_impl_and_catches_a_wrong_element(impl: 
 def test_check_sgd_accepts_every_cpu_impl_and_catches_a_wrong_element(impl: str) -> None:
     p0, g1, g2, b0 = (torch.randn(10_007) for _ in range(4))
     p, b = p0.clone(), b0.clone()
-    _cpu_ops()[impl].sgd_step([p], [g1], [g2], [b], lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                              nesterov=False, maximize=False, first_step=False)
+    _cpu_ops()[impl].sgd_step(
+        [p],
+        [g1],
+        [g2],
+        [b],
+        lr=0.1,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=1e-4,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+    )
     _reference64.check_sgd(p0, g1, g2, b0, p, b, 0.1, 0.9, 1e-4, chunk=1000)
     b[5] = float("nan")
     with pytest.raises(AssertionError, match=r"momentum buffers: max error inf .*element 5:"):

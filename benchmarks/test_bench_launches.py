@@ -22,8 +22,13 @@ from benchmarks.common import METHODS, VARIANTS, Shape, environment, make_cell
 KEY = "resnet32-cifar10lt"
 
 
-ALLOCATIONS = ("aten.empty", "aten.empty_like", "aten.empty_strided", "aten.new_empty",
-               "aten.new_empty_strided")
+ALLOCATIONS = (
+    "aten.empty",
+    "aten.empty_like",
+    "aten.empty_strided",
+    "aten.new_empty",
+    "aten.new_empty_strided",
+)
 
 
 class OpCounter(TorchDispatchMode):
@@ -70,4 +75,3 @@ def test_launch_count(benchmark: Any, size: str, device: torch.device, method: s
     benchmark.extra_info["custom_ops"] = sum(n for op, n in counter.ops.items() if op.startswith("focalsam."))
     benchmark.extra_info["top_ops"] = dict(counter.ops.most_common(12))
     assert benchmark.extra_info["aten_ops"] > 0
-

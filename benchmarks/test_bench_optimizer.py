@@ -41,8 +41,9 @@ def param_shapes(name: str) -> list[tuple[int, ...]]:
         else:
             from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
-            model = _build_vision_tower(512, CLIPVisionCfg(image_size=224, layers=12, width=768,
-                                                           patch_size=16), quick_gelu=True)
+            model = _build_vision_tower(
+                512, CLIPVisionCfg(image_size=224, layers=12, width=768, patch_size=16), quick_gelu=True
+            )
     return [tuple(p.shape) for p in model.parameters()]
 
 
@@ -111,11 +112,17 @@ def test_optimizer_side(benchmark: Any, size: str, device: torch.device, param_s
     run = make_round(shapes, impl, device)
     benchmark.group = f"optimizer-side {param_set}"
     benchmark.extra_info.update(environment(device))
-    benchmark.extra_info.update({
-        "kind": "optimizer", "param_set": param_set, "impl": impl, "size": size,
-        "tensors": len(shapes), "params": sum(torch.Size(s).numel() for s in shapes),
-        "params_full_size": full,
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "optimizer",
+            "param_set": param_set,
+            "impl": impl,
+            "size": size,
+            "tensors": len(shapes),
+            "params": sum(torch.Size(s).numel() for s in shapes),
+            "params_full_size": full,
+        }
+    )
     warmup, rounds = ROUNDS[size]
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=warmup, iterations=1)
 
@@ -133,10 +140,16 @@ def test_optimizer_side_interleaved(benchmark: Any, size: str, device: torch.dev
     runs = [make_round(shapes, n, device) for n in names]
     benchmark.group = f"optimizer-side interleaved {param_set}"
     benchmark.extra_info.update(environment(device))
-    benchmark.extra_info.update({
-        "kind": "optimizer_interleaved", "param_set": param_set, "size": size, "tensors": len(shapes),
-        "params": sum(torch.Size(s).numel() for s in shapes),
-    })
+    benchmark.extra_info.update(
+        {
+            "kind": "optimizer_interleaved",
+            "param_set": param_set,
+            "size": size,
+            "tensors": len(shapes),
+            "params": sum(torch.Size(s).numel() for s in shapes),
+        }
+    )
     times = benchmark_interleaved(benchmark, runs, *ROUNDS[size])
     benchmark.extra_info["interleaved"] = [
-        {"impl": n, "median_s": statistics.median(t), "times_s": t} for n, t in zip(names, times)]
+        {"impl": n, "median_s": statistics.median(t), "times_s": t} for n, t in zip(names, times)
+    ]

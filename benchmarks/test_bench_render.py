@@ -15,25 +15,62 @@ DOCS = REPO / "docs" / "benchmarks"
 
 
 def _bench(median: float, **info: object) -> dict:
-    env = {"device": "cpu", "device_name": "Test CPU", "python": "3", "torch": "t", "triton": "x",
-           "cuda": "None", "commit": "abc", "num_threads": 2, "available_impls": ["reference", "cpp"]}
+    env = {
+        "device": "cpu",
+        "device_name": "Test CPU",
+        "python": "3",
+        "torch": "t",
+        "triton": "x",
+        "cuda": "None",
+        "commit": "abc",
+        "num_threads": 2,
+        "available_impls": ["reference", "cpp"],
+    }
     return {"name": "b", "stats": {"median": median}, "extra_info": {**env, **info}}
 
 
 def _rows() -> list[dict]:
     benches = []
-    for method, variant, median in (("sam", "reference", 0.5), ("sam", "fast", 0.25),
-                                    ("focalsam", "reference", 0.8), ("focalsam", "fast", 0.4)):
-        benches.append(_bench(median, kind="step", setting="resnet32-cifar10lt", setting_title="R32",
-                              method=method, variant=variant, impl="cpp", channels_last=False, size="cpu",
-                              batch=64, image_size=32, steps_per_epoch=10, num_classes=10))
+    for method, variant, median in (
+        ("sam", "reference", 0.5),
+        ("sam", "fast", 0.25),
+        ("focalsam", "reference", 0.8),
+        ("focalsam", "fast", 0.4),
+    ):
+        benches.append(
+            _bench(
+                median,
+                kind="step",
+                setting="resnet32-cifar10lt",
+                setting_title="R32",
+                method=method,
+                variant=variant,
+                impl="cpp",
+                channels_last=False,
+                size="cpu",
+                batch=64,
+                image_size=32,
+                steps_per_epoch=10,
+                num_classes=10,
+            )
+        )
     for impl, median in (("reference", 0.3), ("foreach", 0.6), ("cpp", 0.075)):
-        benches.append(_bench(median, kind="optimizer", param_set="resnet50", impl=impl, tensors=161,
-                              params=25_557_032))
-    benches.append(_bench(0.5, kind="optimizer_interleaved", param_set="resnet50", tensors=161,
-                          params=25_557_032, interleaved=[
-                              {"impl": "reference", "median_s": 0.2, "times_s": [0.2] * 3},
-                              {"impl": "cpp", "median_s": 0.05, "times_s": [0.05] * 3}]))
+        benches.append(
+            _bench(median, kind="optimizer", param_set="resnet50", impl=impl, tensors=161, params=25_557_032)
+        )
+    benches.append(
+        _bench(
+            0.5,
+            kind="optimizer_interleaved",
+            param_set="resnet50",
+            tensors=161,
+            params=25_557_032,
+            interleaved=[
+                {"impl": "reference", "median_s": 0.2, "times_s": [0.2] * 3},
+                {"impl": "cpp", "median_s": 0.05, "times_s": [0.05] * 3},
+            ],
+        )
+    )
     return [{"name": b["name"], "median": b["stats"]["median"], **b["extra_info"]} for b in benches]
 
 
@@ -55,25 +92,66 @@ def test_bench_render_compares_like_with_like() -> None:
     interleaved rows by reference SAM of their own layout; CC-SAM rows say what they perturb."""
     rows = []
     for method, variant, median, extra in (
-            ("sam", "reference", 0.5, {}), ("focalsam", "fast", 0.6, {}),
-            ("sam", "reference+cl", 0.4, {}), ("focalsam", "fast+cl", 0.5, {}),
-            ("sgd", "fast", 0.25, {}),
-            ("ccsam", "reference", 0.25, {"perturbs": "head", "perturbed_params": 650}),
-            ("ccsam-last", "reference", 1.5, {"perturbs": "layer3 + pool + head",
-                                              "perturbed_params": 150_000})):
-        rows.append(_bench(median, kind="step", setting="resnet32-cifar10lt", setting_title="R32",
-                           method=method, variant=variant, impl="cpp", channels_last=variant.endswith("+cl"),
-                           size="cpu", batch=64, image_size=32, steps_per_epoch=10, num_classes=10, **extra))
-    inter = [{"label": label, "method": m, "variant": v, "channels_last": cl, "impl": "cpp", "median_s": t,
-              "times_s": [t]} for label, m, v, cl, t in (
-                 ("SAM reference", "sam", "reference", False, 0.5),
-                 ("Focal-SAM fast", "focalsam", "fast", False, 0.6),
-                 ("SAM reference, channels_last", "sam", "reference", True, 0.4),
-                 ("Focal-SAM fast, channels_last", "focalsam", "fast", True, 0.5))]
-    rows.append(_bench(1.0, kind="interleaved", setting="resnet32-cifar10lt", setting_title="R32", size="cpu",
-                       batch=64, image_size=32, steps_per_epoch=10, num_classes=10, interleaved=inter))
-    text = render_table.render([{"name": b["name"], "median": b["stats"]["median"], **b["extra_info"]}
-                                for b in rows])
+        ("sam", "reference", 0.5, {}),
+        ("focalsam", "fast", 0.6, {}),
+        ("sam", "reference+cl", 0.4, {}),
+        ("focalsam", "fast+cl", 0.5, {}),
+        ("sgd", "fast", 0.25, {}),
+        ("ccsam", "reference", 0.25, {"perturbs": "head", "perturbed_params": 650}),
+        ("ccsam-last", "reference", 1.5, {"perturbs": "layer3 + pool + head", "perturbed_params": 150_000}),
+    ):
+        rows.append(
+            _bench(
+                median,
+                kind="step",
+                setting="resnet32-cifar10lt",
+                setting_title="R32",
+                method=method,
+                variant=variant,
+                impl="cpp",
+                channels_last=variant.endswith("+cl"),
+                size="cpu",
+                batch=64,
+                image_size=32,
+                steps_per_epoch=10,
+                num_classes=10,
+                **extra,
+            )
+        )
+    inter = [
+        {
+            "label": label,
+            "method": m,
+            "variant": v,
+            "channels_last": cl,
+            "impl": "cpp",
+            "median_s": t,
+            "times_s": [t],
+        }
+        for label, m, v, cl, t in (
+            ("SAM reference", "sam", "reference", False, 0.5),
+            ("Focal-SAM fast", "focalsam", "fast", False, 0.6),
+            ("SAM reference, channels_last", "sam", "reference", True, 0.4),
+            ("Focal-SAM fast, channels_last", "focalsam", "fast", True, 0.5),
+        )
+    ]
+    rows.append(
+        _bench(
+            1.0,
+            kind="interleaved",
+            setting="resnet32-cifar10lt",
+            setting_title="R32",
+            size="cpu",
+            batch=64,
+            image_size=32,
+            steps_per_epoch=10,
+            num_classes=10,
+            interleaved=inter,
+        )
+    )
+    text = render_table.render(
+        [{"name": b["name"], "median": b["stats"]["median"], **b["extra_info"]} for b in rows]
+    )
     assert "| Focal-SAM (focalsam_fast) | 6 s (1.20x) |" in text
     assert "| Focal-SAM (focalsam_fast, channels_last) | 5 s (1.25x) |" in text
     assert "| SAM (reference, channels_last) | 4 s (1.00x) |" in text

@@ -62,12 +62,31 @@ def test_interleaved_resnet32(benchmark: Any, size: str, device: torch.device) -
     steps = [c.step for c in cells]
     benchmark.group = f"interleaved {key}"
     benchmark.extra_info.update(environment(device))
-    benchmark.extra_info.update({k: cells[0].info[k] for k in (
-        "setting", "setting_title", "size", "batch", "image_size", "num_classes", "steps_per_epoch")})
+    benchmark.extra_info.update(
+        {
+            k: cells[0].info[k]
+            for k in (
+                "setting",
+                "setting_title",
+                "size",
+                "batch",
+                "image_size",
+                "num_classes",
+                "steps_per_epoch",
+            )
+        }
+    )
     benchmark.extra_info["kind"] = "interleaved"
     times = benchmark_interleaved(benchmark, steps, *ROUNDS[size]["resnet32"])
     benchmark.extra_info["interleaved"] = [
-        {"label": label, "method": m, "variant": v, "channels_last": cl, "impl": c.info["impl"],
-         "median_s": statistics.median(t), "times_s": t}
+        {
+            "label": label,
+            "method": m,
+            "variant": v,
+            "channels_last": cl,
+            "impl": c.info["impl"],
+            "median_s": statistics.median(t),
+            "times_s": t,
+        }
         for (label, m, v, cl), c, t in zip(INTERLEAVED, cells, times)
     ]

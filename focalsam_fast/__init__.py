@@ -11,10 +11,20 @@ from ._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _WHERE = {
-    "CCSAM": ".optim", "SAM": ".optim", "ConstantRho": ".optim", "FocalSAM": ".optim", "ImbSAM": ".optim",
-    "MultiStepRho": ".optim", "TwoStepRho": ".optim",
-    "CELoss": ".losses", "LALoss": ".losses", "LDAMLoss": ".losses", "VSLoss": ".losses",
-    "drw_weights": ".losses", "focal_coefficients": ".losses", "kernels": ".kernels",
+    "CCSAM": ".optim",
+    "SAM": ".optim",
+    "ConstantRho": ".optim",
+    "FocalSAM": ".optim",
+    "ImbSAM": ".optim",
+    "MultiStepRho": ".optim",
+    "TwoStepRho": ".optim",
+    "CELoss": ".losses",
+    "LALoss": ".losses",
+    "LDAMLoss": ".losses",
+    "VSLoss": ".losses",
+    "drw_weights": ".losses",
+    "focal_coefficients": ".losses",
+    "kernels": ".kernels",
 }
 
 __all__ = sorted(_WHERE)

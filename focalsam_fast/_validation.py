@@ -32,10 +32,12 @@ def as_class_counts(class_counts: Sequence[int] | Tensor) -> Tensor:
     try:
         t = torch.as_tensor(class_counts).detach().cpu()
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"class_counts must be numbers (one training count per class), got "
-                         f"{class_counts!r:.80}") from exc
-    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64,
-                                                 torch.uint8)):
+        raise ValueError(
+            f"class_counts must be numbers (one training count per class), got {class_counts!r:.80}"
+        ) from exc
+    if not (
+        t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+    ):
         raise ValueError(f"class_counts must be numbers (one training count per class), got dtype {t.dtype}")
     if t.dim() != 1:
         raise ValueError(
@@ -48,8 +50,7 @@ def as_class_counts(class_counts: Sequence[int] | Tensor) -> Tensor:
     bad = (t <= 0).nonzero().flatten().tolist()
     if bad:
         raise ValueError(
-            f"class_counts must all be > 0 (training counts), got {t[bad].tolist()} "
-            f"at class index {bad}"
+            f"class_counts must all be > 0 (training counts), got {t[bad].tolist()} at class index {bad}"
         )
     return t.to(torch.float64)
 
@@ -61,8 +62,9 @@ def check_hyper(options: dict, where: str) -> None:
         if name in options:
             value = options[name]
             if isinstance(value, Tensor) and value.numel() != 1:
-                raise ValueError(f"{name}{where} must be a number or a one-element tensor, "
-                                 f"got shape {tuple(value.shape)}")
+                raise ValueError(
+                    f"{name}{where} must be a number or a one-element tensor, got shape {tuple(value.shape)}"
+                )
             check_nonneg(f"{name}{where}", value)
 
 
@@ -73,8 +75,11 @@ def check_targets(targets: Tensor, num_classes: int, values: bool = True) -> Non
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be a tensor of class indices, got {type(targets).__name__}")
     if targets.dtype != torch.int64:
-        hint = " (torch indexes with uint8/bool tensors as masks)" if targets.dtype in (
-            torch.uint8, torch.bool) else ""
+        hint = (
+            " (torch indexes with uint8/bool tensors as masks)"
+            if targets.dtype in (torch.uint8, torch.bool)
+            else ""
+        )
         raise TypeError(
             f"targets must be a torch.long (int64) tensor of class indices, got dtype {targets.dtype}"
             f"{hint}; convert with targets.long()"
@@ -96,8 +101,7 @@ def check_batch(targets: Tensor, batch: int, what: str = "per-sample losses") ->
     """One label per sample of the forward pass (reads no tensor data)."""
     if targets.shape[0] != batch:
         raise ValueError(
-            f"targets must have shape ({batch},) to match the {batch} {what}, "
-            f"got {tuple(targets.shape)}"
+            f"targets must have shape ({batch},) to match the {batch} {what}, got {tuple(targets.shape)}"
         )
 
 
@@ -125,6 +129,4 @@ def check_per_sample(losses: Tensor, who: str) -> None:
             "(e.g. nn.CrossEntropyLoss(reduction='none'))"
         )
     if losses.dim() != 1:
-        raise ValueError(
-            f"{who}: per-sample losses must have shape [B], got {tuple(losses.shape)}"
-        )
+        raise ValueError(f"{who}: per-sample losses must have shape [B], got {tuple(losses.shape)}")

@@ -28,9 +28,12 @@ def require_cuda(script: str) -> None:
     if not torch.cuda.is_available():
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         extra = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-        print(f"{script}: needs a CUDA GPU, but torch.cuda.is_available() is False (torch "
-              f"{torch.__version__}, CUDA build {torch.version.cuda}{extra}). Run it on a GPU machine, "
-              "through benchmarks/gpu_check.sh.", file=sys.stderr)
+        print(
+            f"{script}: needs a CUDA GPU, but torch.cuda.is_available() is False (torch "
+            f"{torch.__version__}, CUDA build {torch.version.cuda}{extra}). Run it on a GPU machine, "
+            "through benchmarks/gpu_check.sh.",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_NO_GPU)
 
 
@@ -73,8 +76,10 @@ class Report:
         seconds = round(time.perf_counter() - t0, 3)
         self.checks.append({"name": name, "ok": ok, "detail": detail, "seconds": seconds})
         first_line = detail.splitlines()[0] if detail else ""
-        print(f"[{'ok' if ok else 'FAIL'}] {name} ({seconds:.2f} s){': ' + first_line if first_line else ''}",
-              flush=True)
+        print(
+            f"[{'ok' if ok else 'FAIL'}] {name} ({seconds:.2f} s){': ' + first_line if first_line else ''}",
+            flush=True,
+        )
         return ok
 
     @property
@@ -86,8 +91,11 @@ class Report:
         failed = [c["name"] for c in self.checks if not c["ok"]]
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps({"script": self.script, "ok": self.ok, "info": self.info,
-                                       "checks": self.checks}, indent=2))
+            out.write_text(
+                json.dumps(
+                    {"script": self.script, "ok": self.ok, "info": self.info, "checks": self.checks}, indent=2
+                )
+            )
         if not self.checks:
             print(f"{self.script}: FAILED: no check ran")
         elif failed:

@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ET.ParseError) as exc:
         print(f"junit: FAILED: cannot read {args.xml} ({exc}); pytest did not finish")
         return 1
-    print(f"junit: {summary.tests} tests, {summary.passed} passed, {len(summary.failed)} failed, "
-          f"{len(summary.skipped)} skipped ({args.xml.name})")
+    print(
+        f"junit: {summary.tests} tests, {summary.passed} passed, {len(summary.failed)} failed, "
+        f"{len(summary.skipped)} skipped ({args.xml.name})"
+    )
     for line in summary.failed:
         print(f"  FAILED {line}")
     for line in summary.skipped:

@@ -83,15 +83,17 @@ class ElementCheck:
 
     def verify(self, ulps: float = ELEMENT_ULPS) -> str:
         index, got, want = self.where if self.where is not None else (-1, 0.0, 0.0)
-        detail = (f"{self.what}: max error {self.max_ulps:.3g} eps-units "
-                  f"(element {index}: {got!r} vs {want!r})")
+        detail = (
+            f"{self.what}: max error {self.max_ulps:.3g} eps-units (element {index}: {got!r} vs {want!r})"
+        )
         if not self.max_ulps <= ulps:
             raise AssertionError(f"{detail} > {ulps}")
         return detail
 
 
-def check_perturb(params: Tensor, grads: Tensor, out: Tensor, norm: float, rho: float, adaptive: bool,
-                  chunk: int = CHUNK) -> str:
+def check_perturb(
+    params: Tensor, grads: Tensor, out: Tensor, norm: float, rho: float, adaptive: bool, chunk: int = CHUNK
+) -> str:
     """``out == p + rho / (norm + 1e-12) * (p^2 if adaptive) * g`` element-wise (``inv_scale`` 1)."""
     scale = rho / (norm + NORM_EPS)
     check = ElementCheck("perturb out")
@@ -104,8 +106,18 @@ def check_perturb(params: Tensor, grads: Tensor, out: Tensor, norm: float, rho: 
     return check.verify()
 
 
-def check_sgd(params_before: Tensor, grads: Tensor, grads2: Tensor, bufs_before: Tensor, params: Tensor,
-              bufs: Tensor, lr: float, momentum: float, weight_decay: float, chunk: int = CHUNK) -> str:
+def check_sgd(
+    params_before: Tensor,
+    grads: Tensor,
+    grads2: Tensor,
+    bufs_before: Tensor,
+    params: Tensor,
+    bufs: Tensor,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    chunk: int = CHUNK,
+) -> str:
     """One SGD step with momentum (not the first, no dampening, no nesterov) on ``g1 + g2``:
     ``b = mu b0 + (g1 + g2 + wd p0)``, ``p = p0 - lr b``, element-wise."""
     p_check, b_check = ElementCheck("sgd_step params"), ElementCheck("sgd_step momentum buffers")

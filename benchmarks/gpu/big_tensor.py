@@ -81,8 +81,19 @@ def run(report: Report, impls: list[str], n: int, device: torch.device) -> None:
 
         def sgd(ops=ops) -> str:
             p, b = params.clone(), bufs.clone()
-            ops.sgd_step([p], [grads], [grads2], [b], lr=LR, momentum=MOMENTUM, dampening=0.0,
-                         weight_decay=WEIGHT_DECAY, nesterov=False, maximize=False, first_step=False)
+            ops.sgd_step(
+                [p],
+                [grads],
+                [grads2],
+                [b],
+                lr=LR,
+                momentum=MOMENTUM,
+                dampening=0.0,
+                weight_decay=WEIGHT_DECAY,
+                nesterov=False,
+                maximize=False,
+                first_step=False,
+            )
             return check_sgd(params, grads, grads2, bufs, p, b, LR, MOMENTUM, WEIGHT_DECAY)
 
         report.check(f"{name}: sq_norm", norm)
@@ -96,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device("cuda")
     report = Report("big_tensor")
     free, total = torch.cuda.mem_get_info(dev)
-    report.info.update({"elements": N, "free_gib": round(free / 2**30, 1),
-                        "needed_gib": round(needed_bytes() / 2**30, 1)})
+    report.info.update(
+        {"elements": N, "free_gib": round(free / 2**30, 1), "needed_gib": round(needed_bytes() / 2**30, 1)}
+    )
 
     def memory() -> str:
         if free < needed_bytes():
-            raise RuntimeError(f"needs {needed_bytes() / 2**30:.1f} GiB of free GPU memory for 2^31 + 7 "
-                               f"elements, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB")
+            raise RuntimeError(
+                f"needs {needed_bytes() / 2**30:.1f} GiB of free GPU memory for 2^31 + 7 "
+                f"elements, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
+            )
         return f"{free / 2**30:.1f} GiB free, {needed_bytes() / 2**30:.1f} GiB needed"
 
     if report.check("free GPU memory", memory):

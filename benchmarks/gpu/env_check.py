@@ -60,23 +60,32 @@ def main(argv: list[str] | None = None) -> int:
         props = torch.cuda.get_device_properties(0)
         free, total = torch.cuda.mem_get_info(0)
         peak = peak_bandwidth_gbs(props)
-        report.info.update({
-            "peak_memory_bandwidth_gbs": peak,
-            "gpu": props.name, "capability": f"{props.major}.{props.minor}",
-            "gpu_memory_gib": round(total / 2**30, 1), "gpu_free_gib": round(free / 2**30, 1),
-            "multiprocessors": props.multi_processor_count, "torch": torch.__version__,
-            "torch_cuda": str(torch.version.cuda), "python": sys.version.split()[0],
-            "python_executable": sys.executable,
-        })
+        report.info.update(
+            {
+                "peak_memory_bandwidth_gbs": peak,
+                "gpu": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "gpu_memory_gib": round(total / 2**30, 1),
+                "gpu_free_gib": round(free / 2**30, 1),
+                "multiprocessors": props.multi_processor_count,
+                "torch": torch.__version__,
+                "torch_cuda": str(torch.version.cuda),
+                "python": sys.version.split()[0],
+                "python_executable": sys.executable,
+            }
+        )
         bandwidth = f", {peak:.0f} GB/s peak memory bandwidth" if peak else ""
-        return (f"{props.name}, sm_{props.major}{props.minor}, {total / 2**30:.0f} GiB{bandwidth}, "
-                f"torch {torch.__version__}")
+        return (
+            f"{props.name}, sm_{props.major}{props.minor}, {total / 2**30:.0f} GiB{bandwidth}, "
+            f"torch {torch.__version__}"
+        )
 
     def triton_mode() -> str:
         value = os.environ.get("TRITON_INTERPRET")
         if value is not None:
-            raise RuntimeError(f"TRITON_INTERPRET={value!r} is set: Triton would run in its CPU "
-                               "interpreter; unset it")
+            raise RuntimeError(
+                f"TRITON_INTERPRET={value!r} is set: Triton would run in its CPU interpreter; unset it"
+            )
         return f"triton {_version('triton')}, compiled mode"
 
     def build_switches() -> str:
@@ -88,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     def nvcc() -> str:
         path = find_nvcc()
         if path is None:
-            raise RuntimeError("nvcc not found in $CUDA_HOME/bin, $CUDA_PATH/bin or PATH "
-                               f"(PATH={os.environ.get('PATH', '')})")
+            raise RuntimeError(
+                "nvcc not found in $CUDA_HOME/bin, $CUDA_PATH/bin or PATH "
+                f"(PATH={os.environ.get('PATH', '')})"
+            )
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
         release = [line for line in out.splitlines() if "release" in line]
         report.info["nvcc"] = path
@@ -104,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     def build_tools() -> str:
         found = {m: _version(m) for m in ("pybind11", "setuptools")}
         if int(found["setuptools"].split(".")[0]) < 64:
-            raise RuntimeError(f"setuptools {found['setuptools']} cannot make editable installs of this "
-                               "project (PEP 660 needs >= 64)")
+            raise RuntimeError(
+                f"setuptools {found['setuptools']} cannot make editable installs of this "
+                "project (PEP 660 needs >= 64)"
+            )
         cmake = Path(sys.executable).parent / "cmake"
         cmake_path = str(cmake) if cmake.is_file() else shutil.which("cmake")
         if cmake_path is None:
@@ -119,15 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     def test_tools() -> str:
         return f"pytest {_version('pytest')}"
 
-    for name, fn in (("gpu", gpu), ("triton compiled", triton_mode), ("build switches", build_switches),
-                     ("nvcc", nvcc), ("Python.h", python_h), ("build tools", build_tools),
-                     ("pytest", test_tools)):
+    for name, fn in (
+        ("gpu", gpu),
+        ("triton compiled", triton_mode),
+        ("build switches", build_switches),
+        ("nvcc", nvcc),
+        ("Python.h", python_h),
+        ("build tools", build_tools),
+        ("pytest", test_tools),
+    ):
         report.check(name, fn)
     optional = {m: importlib.util.find_spec(m) is not None for m in OPTIONAL}
     report.info["optional_packages"] = optional
     missing = [m for m, ok in optional.items() if not ok]
-    print("optional packages: " + (f"missing {', '.join(missing)} (benchmark stages that need them fail "
-                                   "or skip, see their logs)" if missing else "all present"))
+    print(
+        "optional packages: "
+        + (
+            f"missing {', '.join(missing)} (benchmark stages that need them fail or skip, see their logs)"
+            if missing
+            else "all present"
+        )
+    )
     return report.finish(args.out)
 
 

@@ -47,13 +47,18 @@ class Case:
     nan_rows: list[int] = field(default_factory=list)  # rows whose loss the rules make NaN
 
     def call(self, ops: ModuleType) -> tuple[Tensor, Tensor, Tensor]:
-        return ops.focal_loss(self.logits, self.targets, **self.tables, weight=self.weight,
-                              grad_scale=self.grad_scale)
+        return ops.focal_loss(
+            self.logits, self.targets, **self.tables, weight=self.weight, grad_scale=self.grad_scale
+        )
 
 
 def _tables(classes: int, device: torch.device) -> dict[str, Tensor]:
-    return {"coeff": torch.rand(classes, device=device), "scale": 0.5 + torch.rand(classes, device=device),
-            "bias": torch.randn(classes, device=device), "margin": torch.rand(classes, device=device)}
+    return {
+        "coeff": torch.rand(classes, device=device),
+        "scale": 0.5 + torch.rand(classes, device=device),
+        "bias": torch.randn(classes, device=device),
+        "margin": torch.rand(classes, device=device),
+    }
 
 
 def _labels(batch: int, classes: int, device: torch.device) -> Tensor:
@@ -74,14 +79,15 @@ def build_cases(device: torch.device | str, big_rows: int = 70_000) -> list[Case
     logits = 3 * torch.randn(7, 50, device=dev)
     targets = _labels(7, 50, dev)
     targets[:5] = torch.tensor([3, 4, 5, 6, 7])
-    logits[0, 10] = INF                  # one +inf elsewhere than the label: loss +inf
-    logits[1, 4] = INF                   # +inf at the label: inf - inf
+    logits[0, 10] = INF  # one +inf elsewhere than the label: loss +inf
+    logits[1, 4] = INF  # +inf at the label: inf - inf
     logits[2, 11], logits[2, 12] = INF, INF  # two +inf
-    logits[3] = -INF                     # all -inf
-    logits[4, 7] = -INF                  # -inf at the label: loss +inf
+    logits[3] = -INF  # all -inf
+    logits[4, 7] = -INF  # -inf at the label: loss +inf
     logits[5, 8], logits[5, 9] = INF, -INF
-    cases.append(Case("+inf and -inf logits", logits, targets, _tables(50, dev),
-                      weight=torch.rand(50, device=dev)))
+    cases.append(
+        Case("+inf and -inf logits", logits, targets, _tables(50, dev), weight=torch.rand(50, device=dev))
+    )
 
     for dtype in (torch.float16, torch.bfloat16):
         sign = torch.randint(0, 2, (16, 1000), device=dev) * 2 - 1
@@ -89,20 +95,55 @@ def build_cases(device: torch.device | str, big_rows: int = 70_000) -> list[Case
         targets = _labels(16, 1000, dev)
         short = str(dtype).removeprefix("torch.")
         cases.append(Case(f"{short} |z| > 60", logits, targets, _tables(1000, dev)))
-        cases.append(Case(f"{short} |z| > 60, grad_scale 65536 (tensor)", logits, targets, _tables(1000, dev),
-                          grad_scale=torch.tensor([65536.0], device=dev)))
+        cases.append(
+            Case(
+                f"{short} |z| > 60, grad_scale 65536 (tensor)",
+                logits,
+                targets,
+                _tables(1000, dev),
+                grad_scale=torch.tensor([65536.0], device=dev),
+            )
+        )
 
-    cases.append(Case(f"{big_rows} rows, C=37", 3 * torch.randn(big_rows, 37, device=dev),
-                      _labels(big_rows, 37, dev), _tables(37, dev), grad_scale=8.0))
-    cases.append(Case(f"{big_rows} rows, C=5, fp16", (3 * torch.randn(big_rows, 5, device=dev)).half(),
-                      _labels(big_rows, 5, dev), _tables(5, dev), weight=torch.rand(5, device=dev)))
+    cases.append(
+        Case(
+            f"{big_rows} rows, C=37",
+            3 * torch.randn(big_rows, 37, device=dev),
+            _labels(big_rows, 37, dev),
+            _tables(37, dev),
+            grad_scale=8.0,
+        )
+    )
+    cases.append(
+        Case(
+            f"{big_rows} rows, C=5, fp16",
+            (3 * torch.randn(big_rows, 5, device=dev)).half(),
+            _labels(big_rows, 5, dev),
+            _tables(5, dev),
+            weight=torch.rand(5, device=dev),
+        )
+    )
 
     targets = _labels(6, 100, dev)
     targets[1], targets[3], targets[4] = -1, 100, 2**40
-    cases.append(Case("labels outside [0, C)", 3 * torch.randn(6, 100, device=dev), targets,
-                      _tables(100, dev), nan_rows=[1, 3, 4]))
-    cases.append(Case("labels outside [0, C), fp64", 3 * torch.randn(6, 100, device=dev, dtype=torch.float64),
-                      targets, _tables(100, dev), nan_rows=[1, 3, 4]))
+    cases.append(
+        Case(
+            "labels outside [0, C)",
+            3 * torch.randn(6, 100, device=dev),
+            targets,
+            _tables(100, dev),
+            nan_rows=[1, 3, 4],
+        )
+    )
+    cases.append(
+        Case(
+            "labels outside [0, C), fp64",
+            3 * torch.randn(6, 100, device=dev, dtype=torch.float64),
+            targets,
+            _tables(100, dev),
+            nan_rows=[1, 3, 4],
+        )
+    )
     return cases
 
 
@@ -123,12 +164,14 @@ def check_case(ops: ModuleType, reference: ModuleType, case: Case) -> str:
             raise AssertionError(f"{what}: {g.dtype} {tuple(g.shape)}, expected {w.dtype} {tuple(w.shape)}")
         finite = w[torch.isfinite(w)]
         atol = rtol * float(finite.abs().max()) if finite.numel() else 0.0
-        torch.testing.assert_close(g, w, rtol=rtol, atol=atol, equal_nan=True,
-                                   msg=lambda m, what=what: f"{case.name}: {what}: {m}")
+        torch.testing.assert_close(
+            g, w, rtol=rtol, atol=atol, equal_nan=True, msg=lambda m, what=what: f"{case.name}: {what}: {m}"
+        )
     nan_rows = torch.isnan(want[0]).nonzero().flatten().tolist()
     if case.nan_rows and nan_rows != case.nan_rows:
-        raise AssertionError(f"{case.name}: the reference gives NaN losses in rows {nan_rows}, "
-                             f"the rules say {case.nan_rows}")
+        raise AssertionError(
+            f"{case.name}: the reference gives NaN losses in rows {nan_rows}, the rules say {case.nan_rows}"
+        )
     return f"NaN rows {nan_rows}" if nan_rows else ""
 
 
@@ -152,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for case in build_cases(dev):
         for name in impls:
             ops = kernels.get_ops(name, dev)
-            report.check(f"{name}: {case.name}",
-                         lambda case=case, ops=ops: check_case(ops, kernels.reference, case))
+            report.check(
+                f"{name}: {case.name}", lambda case=case, ops=ops: check_case(ops, kernels.reference, case)
+            )
     return report.finish(args.out)
 
 

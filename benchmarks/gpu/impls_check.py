@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
         where = Path(focalsam_fast.__file__).resolve().parent
         if where != REPO / "focalsam_fast":
-            raise RuntimeError(f"focalsam_fast is imported from {where}, not from this checkout {REPO}; "
-                               "uninstall the other copy")
+            raise RuntimeError(
+                f"focalsam_fast is imported from {where}, not from this checkout {REPO}; "
+                "uninstall the other copy"
+            )
         return str(where)
 
     def native() -> str:
@@ -75,13 +77,22 @@ def main(argv: list[str] | None = None) -> int:
         grads = [torch.randn(n, device=dev) for n in (3, 70_001)]
         expected = kernels.reference.sq_norm(grads)
         for name in fused_impls(dev):
-            torch.testing.assert_close(kernels.get_ops(name, dev).sq_norm(grads), expected,
-                                       **tolerances(torch.float32), msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(
+                kernels.get_ops(name, dev).sq_norm(grads),
+                expected,
+                **tolerances(torch.float32),
+                msg=lambda m, n=name: f"{n}: {m}",
+            )
         return f"sq_norm of every impl matches the reference on {torch.cuda.get_device_name(dev)}"
 
-    for name, fn in (("package from this checkout", package), ("native modules", native),
-                     ("cuda and triton available", impls), ("triton compiled", triton_compiled),
-                     ("auto picks cuda", auto), ("kernels run", runs)):
+    for name, fn in (
+        ("package from this checkout", package),
+        ("native modules", native),
+        ("cuda and triton available", impls),
+        ("triton compiled", triton_compiled),
+        ("auto picks cuda", auto),
+        ("kernels run", runs),
+    ):
         report.check(name, fn)
     return report.finish(args.out)
 

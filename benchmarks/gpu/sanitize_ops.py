@@ -32,12 +32,17 @@ from torch import Tensor
 from benchmarks.gpu._common import Report, parse_args, require_cuda
 
 ODD = (1, 7, 1_000, 65_537, (3, 5, 2, 2))
-TOL = {torch.float32: (1e-5, 1e-6), torch.float64: (1e-9, 1e-9), torch.float16: (1e-2, 1e-3),
-       torch.bfloat16: (2e-2, 1e-2)}
+TOL = {
+    torch.float32: (1e-5, 1e-6),
+    torch.float64: (1e-9, 1e-9),
+    torch.float16: (1e-2, 1e-3),
+    torch.bfloat16: (2e-2, 1e-2),
+}
 
 
-def _rand(size: int | tuple[int, ...], dtype: torch.dtype, device: torch.device,
-          misaligned: bool = False) -> Tensor:
+def _rand(
+    size: int | tuple[int, ...], dtype: torch.dtype, device: torch.device, misaligned: bool = False
+) -> Tensor:
     if misaligned:
         n = torch.Size(size if isinstance(size, tuple) else (size,)).numel()
         return torch.randn(n + 1, dtype=dtype, device=device)[1:].view(size)
@@ -79,8 +84,16 @@ def _close(actual: Any, expected: Any, dtype: torch.dtype, scale: float = 1.0) -
     torch.testing.assert_close(_host(actual), expected, rtol=rtol, atol=atol * scale, equal_nan=True)
 
 
-def check_list_ops(report: Report, ops: ModuleType, reference: ModuleType, device: torch.device, name: str,
-                   sizes: Sizes, misaligned: bool, dtype: torch.dtype) -> None:
+def check_list_ops(
+    report: Report,
+    ops: ModuleType,
+    reference: ModuleType,
+    device: torch.device,
+    name: str,
+    sizes: Sizes,
+    misaligned: bool,
+    dtype: torch.dtype,
+) -> None:
     """sq_norm, perturb and sgd_step of ``ops`` on one input set."""
     params, grads, grads2, bufs = ([_rand(s, dtype, device, misaligned) for s in sizes] for _ in range(4))
     h_params, h_grads, h_grads2, h_bufs = _host([params, grads, grads2, bufs])
@@ -97,8 +110,15 @@ def check_list_ops(report: Report, ops: ModuleType, reference: ModuleType, devic
                 h_rho, h_inv = torch.tensor(0.05), torch.tensor(0.5)
                 out = [torch.full_like(p, float("nan")) for p in params]
                 expected = [torch.empty_like(p) for p in h_params]
-                ops.perturb(params, grads, out, h_n.to(device), h_rho.to(device), adaptive=adaptive,
-                            inv_scale=h_inv.to(device))
+                ops.perturb(
+                    params,
+                    grads,
+                    out,
+                    h_n.to(device),
+                    h_rho.to(device),
+                    adaptive=adaptive,
+                    inv_scale=h_inv.to(device),
+                )
                 reference.perturb(h_params, h_grads, expected, h_n, h_rho, adaptive=adaptive, inv_scale=h_inv)
                 _close(out, expected, dtype)
 
@@ -108,14 +128,34 @@ def check_list_ops(report: Report, ops: ModuleType, reference: ModuleType, devic
         for momentum, nesterov, two_grads, first in cases:
             for flag in (0.0, 1.0):
                 h_found_inf = torch.full((1,), flag)
-                kw = {"momentum": momentum, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": nesterov,
-                      "maximize": False, "first_step": first}
+                kw = {
+                    "momentum": momentum,
+                    "dampening": 0.0,
+                    "weight_decay": 1e-4,
+                    "nesterov": nesterov,
+                    "maximize": False,
+                    "first_step": first,
+                }
                 p, b = [t.clone() for t in params], [t.clone() for t in bufs]
                 ref_p, ref_b = [t.clone() for t in h_params], [t.clone() for t in h_bufs]
-                ops.sgd_step(p, grads, grads2 if two_grads else None, b, lr=h_lr.to(device),
-                             found_inf=h_found_inf.to(device), **kw)
-                reference.sgd_step(ref_p, h_grads, h_grads2 if two_grads else None, ref_b, lr=h_lr,
-                                   found_inf=h_found_inf, **kw)
+                ops.sgd_step(
+                    p,
+                    grads,
+                    grads2 if two_grads else None,
+                    b,
+                    lr=h_lr.to(device),
+                    found_inf=h_found_inf.to(device),
+                    **kw,
+                )
+                reference.sgd_step(
+                    ref_p,
+                    h_grads,
+                    h_grads2 if two_grads else None,
+                    ref_b,
+                    lr=h_lr,
+                    found_inf=h_found_inf,
+                    **kw,
+                )
                 _close(p, ref_p, dtype)
                 _close(b, ref_b, dtype)
                 if flag:
@@ -137,23 +177,37 @@ def focal_cases() -> dict[str, tuple[int, int, torch.dtype, bool, bool]]:
     }
 
 
-def check_focal_loss(report: Report, ops: ModuleType, reference: ModuleType, device: torch.device,
-                     name: str, batch: int, classes: int, dtype: torch.dtype, misaligned: bool,
-                     bad_labels: bool) -> None:
+def check_focal_loss(
+    report: Report,
+    ops: ModuleType,
+    reference: ModuleType,
+    device: torch.device,
+    name: str,
+    batch: int,
+    classes: int,
+    dtype: torch.dtype,
+    misaligned: bool,
+    bad_labels: bool,
+) -> None:
     """``focal_loss`` of ``ops`` on one case, three ways of giving ``grad_scale``."""
+
     def run() -> None:
         logits = 3 * _rand((batch, classes), dtype, device, misaligned)
         targets = torch.randint(0, classes, (batch,), device=device)
         if bad_labels:
             targets[0], targets[-1] = classes, -1
-        tables = {"coeff": torch.rand(classes, device=device),
-                  "scale": 0.5 + torch.rand(classes, device=device),
-                  "bias": torch.randn(classes, device=device), "margin": torch.rand(classes, device=device)}
+        tables = {
+            "coeff": torch.rand(classes, device=device),
+            "scale": 0.5 + torch.rand(classes, device=device),
+            "bias": torch.randn(classes, device=device),
+            "margin": torch.rand(classes, device=device),
+        }
         weight = torch.rand(classes, device=device) + 0.1
         for grad_scale in (None, 1024.0, torch.tensor([65536.0], device=device)):
             got = ops.focal_loss(logits, targets, **tables, weight=weight, grad_scale=grad_scale)
-            want = reference.focal_loss(*_host([logits, targets]), **_host(tables), weight=_host(weight),
-                                        grad_scale=_host(grad_scale))
+            want = reference.focal_loss(
+                *_host([logits, targets]), **_host(tables), weight=_host(weight), grad_scale=_host(grad_scale)
+            )
             scale = 1.0 if grad_scale is None else float(grad_scale)
             for g, w, s in zip(got, want, (1.0, scale, scale)):
                 _close(g, w, dtype, s)
@@ -161,8 +215,9 @@ def check_focal_loss(report: Report, ops: ModuleType, reference: ModuleType, dev
     report.check(f"focal_loss [{name}]", run)
 
 
-def run_all(report: Report, ops: ModuleType, reference: ModuleType, device: torch.device,
-            big: int = 330 * 65_536 + 3) -> None:
+def run_all(
+    report: Report, ops: ModuleType, reference: ModuleType, device: torch.device, big: int = 330 * 65_536 + 3
+) -> None:
     """Every input set and focal-loss case (the CPU test-suite runs this with the C++ ops)."""
     for name, (sizes, misaligned, dtype) in input_sets(big).items():
         check_list_ops(report, ops, reference, device, name, sizes, misaligned, dtype)

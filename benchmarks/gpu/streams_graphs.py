@@ -53,8 +53,9 @@ def side_stream_ops(ops: Any, reference: Any) -> str:
     _side_stream_round(ops, reference, 0)
     results = _side_stream_round(ops, reference, SLEEP_CYCLES)
     for what, (got, want) in results.items():
-        torch.testing.assert_close(got, want, rtol=STREAM_TOL, atol=STREAM_TOL,
-                                   msg=lambda m, what=what: f"{what}: {m}")
+        torch.testing.assert_close(
+            got, want, rtol=STREAM_TOL, atol=STREAM_TOL, msg=lambda m, what=what: f"{what}: {m}"
+        )
     return ", ".join(results)
 
 
@@ -75,9 +76,16 @@ def _side_stream_round(ops: Any, reference: Any, sleep_cycles: int) -> dict[str,
         ops.perturb(params, grads, out, norm, torch.tensor(0.05, device=DEV), adaptive=True)
         reference.perturb(params, grads, expected, norm, torch.tensor(0.05, device=DEV), adaptive=True)
         results["perturb"] = (out, expected)
-        kw = {"lr": torch.tensor(0.1, device=DEV), "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4,
-              "nesterov": True, "maximize": False, "first_step": False,
-              "found_inf": torch.zeros(1, device=DEV)}
+        kw = {
+            "lr": torch.tensor(0.1, device=DEV),
+            "momentum": 0.9,
+            "dampening": 0.0,
+            "weight_decay": 1e-4,
+            "nesterov": True,
+            "maximize": False,
+            "first_step": False,
+            "found_inf": torch.zeros(1, device=DEV),
+        }
         p, b = [t.clone() for t in params], [t.clone() for t in bufs]
         ref_p, ref_b = [t.clone() for t in params], [t.clone() for t in bufs]
         ops.sgd_step(p, grads, grads2, b, **kw)
@@ -88,8 +96,10 @@ def _side_stream_round(ops: Any, reference: Any, sleep_cycles: int) -> dict[str,
             targets = torch.randint(0, 1000, (64,), device=DEV)
             tables = [torch.rand(1000, device=DEV) + 0.5 for _ in range(4)]
             scale = torch.tensor([1024.0], device=DEV)
-            results["focal_loss"] = (ops.focal_loss(logits, targets, *tables, grad_scale=scale),
-                                     reference.focal_loss(logits, targets, *tables, grad_scale=scale))
+            results["focal_loss"] = (
+                ops.focal_loss(logits, targets, *tables, grad_scale=scale),
+                reference.focal_loss(logits, targets, *tables, grad_scale=scale),
+            )
     side.synchronize()
     return results
 
@@ -106,8 +116,9 @@ def make_optimizer(method: str, model: torch.nn.Module, impl: str) -> Any:
         return ImbSAM(model.parameters(), class_counts=COUNTS, tail_threshold=50, rho=0.3, **kw)
     device = next(model.parameters()).device
     criterion = LALoss(COUNTS, reduction="none").to(device) if method == "focalsam+criterion" else None
-    return FocalSAM(model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7, rho=0.3,
-                    criterion=criterion, **kw)
+    return FocalSAM(
+        model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7, rho=0.3, criterion=criterion, **kw
+    )
 
 
 def closure(method: str, model: torch.nn.Module, x: Tensor, y: Tensor) -> Callable[[], Tensor]:
@@ -120,8 +131,10 @@ def closure(method: str, model: torch.nn.Module, x: Tensor, y: Tensor) -> Callab
 def batch(seed: int, device: torch.device = DEV) -> tuple[Tensor, Tensor]:
     """A seeded batch of 16 images 3 x 8 x 8 and labels."""
     gen = torch.Generator(device=device).manual_seed(seed)
-    return (torch.randn(16, 3, 8, 8, device=device, generator=gen),
-            torch.randint(0, len(COUNTS), (16,), device=device, generator=gen))
+    return (
+        torch.randn(16, 3, 8, 8, device=device, generator=gen),
+        torch.randint(0, len(COUNTS), (16,), device=device, generator=gen),
+    )
 
 
 def small_model(device: torch.device = DEV) -> torch.nn.Module:
@@ -217,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     report = Report("streams_graphs")
     for name in fused_impls(DEV):
-        report.check(f"side stream: {name}",
-                     lambda name=name: side_stream_ops(kernels.get_ops(name, DEV), kernels.reference))
+        report.check(
+            f"side stream: {name}",
+            lambda name=name: side_stream_ops(kernels.get_ops(name, DEV), kernels.reference),
+        )
     model_ok = report.check("model forward + backward alone is sync-free", model_alone_sync_free)
     for impl in REQUIRED_CUDA_IMPLS:
         for method in METHODS:
@@ -226,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             report.check(label, lambda method=method, impl=impl: step_sync_free(method, impl))
     for impl in REQUIRED_CUDA_IMPLS:
         for method in ("focalsam", "focalsam+criterion"):
-            report.check(f"CUDA graph replay == eager: {method}, impl {impl}",
-                         lambda method=method, impl=impl: graph_equals_eager(method, impl))
+            report.check(
+                f"CUDA graph replay == eager: {method}, impl {impl}",
+                lambda method=method, impl=impl: graph_equals_eager(method, impl),
+            )
     return report.finish(args.out)
 
 

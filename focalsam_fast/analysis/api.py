@@ -31,7 +31,6 @@ from .trace import TraceResult, hutchinson_trace
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-
 @dataclass
 class GroupAnalysis:
     """Everything measured on one group."""
@@ -49,8 +48,13 @@ class GroupAnalysis:
 
     def to_dict(self, sigma_rel: float) -> dict[str, Any]:
         """JSON-ready summary (the smoothed density on its grid included)."""
-        out: dict[str, Any] = {"classes": self.classes, "samples": self.samples, "loss": self.loss,
-                               "parameters": self.parameters, "seconds": self.seconds}
+        out: dict[str, Any] = {
+            "classes": self.classes,
+            "samples": self.samples,
+            "loss": self.loss,
+            "parameters": self.parameters,
+            "seconds": self.seconds,
+        }
         if self.eigen is not None:
             out["eigen"] = self.eigen.to_dict()
             out["lambda_max"] = self.eigen.eigenvalues[0]
@@ -58,8 +62,12 @@ class GroupAnalysis:
             out["trace"] = self.trace.to_dict()
         if self.density is not None:
             grid, dens, sigma = self.density.density(sigma_rel)
-            out["density"] = {**self.density.to_dict(), "sigma": sigma, "grid": grid.tolist(),
-                              "density": dens.tolist()}
+            out["density"] = {
+                **self.density.to_dict(),
+                "sigma": sigma,
+                "grid": grid.tolist(),
+                "density": dens.tolist(),
+            }
         for name in ("landscape_1d", "landscape_2d"):
             value = getattr(self, name)
             if value is not None:
@@ -80,13 +88,21 @@ def _generator(seed: int, stage_index: int, group_index: int) -> torch.Generator
     return torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 1_009 + group_index)
 
 
-def analyze_group(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor,
-                  settings: AnalysisSettings, group_index: int = 0, label: str = "group",
-                  progress: bool | None = None) -> GroupAnalysis:
+def analyze_group(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    settings: AnalysisSettings,
+    group_index: int = 0,
+    label: str = "group",
+    progress: bool | None = None,
+) -> GroupAnalysis:
     """Run the stages of ``settings`` on one group (model in eval mode: BatchNorm running statistics)."""
     settings.check()
-    op = HessianOperator(model, loss_fn, inputs, targets, settings.chunk_size, DTYPES[settings.dtype],
-                         settings.cache_graph)
+    op = HessianOperator(
+        model, loss_fn, inputs, targets, settings.chunk_size, DTYPES[settings.dtype], settings.cache_graph
+    )
     result = GroupAnalysis(sorted(set(targets.tolist())), len(targets), op.loss_at(), op.dim)
     common = {"dim": op.dim, "dtype": op.dtype, "device": op.device}
     s = settings
@@ -94,20 +110,38 @@ def analyze_group(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Te
         t0 = time.perf_counter()
         with stage(f"{label}: top-{s.top_k} eigenvalues ({s.eigen_method})", s.max_iter, progress) as tick:
             result.eigen = EIGEN_METHODS[s.eigen_method](
-                op.matvec, k=s.top_k, tol=s.tol, max_iter=s.max_iter,
-                generator=_generator(s.seed, 0, group_index), step=tick, **common)
+                op.matvec,
+                k=s.top_k,
+                tol=s.tol,
+                max_iter=s.max_iter,
+                generator=_generator(s.seed, 0, group_index),
+                step=tick,
+                **common,
+            )
         result.seconds["eigen"] = time.perf_counter() - t0
     if "trace" in s.stages:
         t0 = time.perf_counter()
         with stage(f"{label}: Hutchinson trace", s.trace_probes, progress) as tick:
-            result.trace = hutchinson_trace(op.matvec, probes=s.trace_probes, batch=probe_batch(s, op.device),
-                                            generator=_generator(s.seed, 1, group_index), step=tick, **common)
+            result.trace = hutchinson_trace(
+                op.matvec,
+                probes=s.trace_probes,
+                batch=probe_batch(s, op.device),
+                generator=_generator(s.seed, 1, group_index),
+                step=tick,
+                **common,
+            )
         result.seconds["trace"] = time.perf_counter() - t0
     if "density" in s.stages:
         t0 = time.perf_counter()
         with stage(f"{label}: SLQ density ({s.slq_runs} runs)", s.slq_steps, progress) as tick:
-            result.density = slq(op.matvec, runs=s.slq_runs, steps=s.slq_steps,
-                                 generator=_generator(s.seed, 2, group_index), step=tick, **common)
+            result.density = slq(
+                op.matvec,
+                runs=s.slq_runs,
+                steps=s.slq_steps,
+                generator=_generator(s.seed, 2, group_index),
+                step=tick,
+                **common,
+            )
         result.seconds["density"] = time.perf_counter() - t0
     if "landscape" in s.stages:
         t0 = time.perf_counter()
@@ -133,15 +167,24 @@ class CheckpointAnalysis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
-        return {"checkpoint": self.checkpoint, "method": self.method, **self.description,
-                "settings": {**dataclasses.asdict(self.settings), "stages": list(self.settings.stages)},
-                "groups": {n: g.to_dict(self.settings.sigma_rel) for n, g in self.groups.items()}}
+        return {
+            "checkpoint": self.checkpoint,
+            "method": self.method,
+            **self.description,
+            "settings": {**dataclasses.asdict(self.settings), "stages": list(self.settings.stages)},
+            "groups": {n: g.to_dict(self.settings.sigma_rel) for n, g in self.groups.items()},
+        }
 
 
-def analyze_checkpoint(path: str | Path, groups: Sequence[str] | None = None,
-                       classes: Sequence[Sequence[int]] | None = None, samples: int | None = None,
-                       device: str = "cpu", settings: AnalysisSettings | None = None,
-                       progress: bool | None = None) -> CheckpointAnalysis:
+def analyze_checkpoint(
+    path: str | Path,
+    groups: Sequence[str] | None = None,
+    classes: Sequence[Sequence[int]] | None = None,
+    samples: int | None = None,
+    device: str = "cpu",
+    settings: AnalysisSettings | None = None,
+    progress: bool | None = None,
+) -> CheckpointAnalysis:
     """Load a ``focalsam train`` checkpoint, rebuild its run's model, training data (test-time
     transform, no augmentation) and per-sample loss (with the DRW weights of its last epoch), and
     analyse each group (see :func:`analyze_group`)."""
@@ -154,8 +197,16 @@ def analyze_checkpoint(path: str | Path, groups: Sequence[str] | None = None,
     results = {}
     for index, (name, cls) in enumerate(chosen.items()):
         x, y = run.samples(cls, samples, torch.Generator().manual_seed(settings.seed + 7919 * index), name)
-        results[name] = analyze_group(run.model, run.loss_fn, x.to(run.device), y.to(run.device), settings,
-                                      index, f"{run.method} {name}", progress)
+        results[name] = analyze_group(
+            run.model,
+            run.loss_fn,
+            x.to(run.device),
+            y.to(run.device),
+            settings,
+            index,
+            f"{run.method} {name}",
+            progress,
+        )
     return CheckpointAnalysis(str(path), run.method, run.description, results, settings)
 
 
@@ -168,8 +219,10 @@ def write_outputs(analyses: Sequence[CheckpointAnalysis], out_dir: str | Path) -
         raise AnalysisError("nothing to write: no checkpoint was analysed")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"bn_mode": "eval (BatchNorm running statistics)",
-               "checkpoints": [a.to_dict() for a in analyses]}
+    payload = {
+        "bn_mode": "eval (BatchNorm running statistics)",
+        "checkpoints": [a.to_dict() for a in analyses],
+    }
     paths = [out / "analysis.json"]
     atomic_write_text(json.dumps(payload, indent=1) + "\n", paths[0])
     paths += plots.write_figures(_by_method(analyses), out)

@@ -43,7 +43,7 @@ class SLQResult:
         sigma = max(sigma_rel * (hi - lo), 1e-12 * max(1.0, abs(hi), abs(lo)))
         grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, points)
         z = (grid[:, None] - nodes[None, :]) / sigma
-        dens = (np.exp(-0.5 * z ** 2) * weights[None, :]).sum(1) / (sigma * np.sqrt(2 * np.pi))
+        dens = (np.exp(-0.5 * z**2) * weights[None, :]).sum(1) / (sigma * np.sqrt(2 * np.pi))
         return grid, dens, sigma
 
     def to_dict(self) -> dict[str, object]:
@@ -51,9 +51,16 @@ class SLQResult:
         return {"nodes": self.nodes, "weights": self.weights, "steps": self.steps}
 
 
-def slq(matvec: MatVec, dim: int, runs: int = 4, steps: int = 64, generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-        step: Callable[[], None] | None = None) -> SLQResult:
+def slq(
+    matvec: MatVec,
+    dim: int,
+    runs: int = 4,
+    steps: int = 64,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    step: Callable[[], None] | None = None,
+) -> SLQResult:
     """``runs`` SLQ runs of ``steps`` Lanczos steps each (see the module docstring)."""
     if runs < 1 or steps < 1:
         raise ValueError(f"runs and steps must be >= 1, got runs={runs}, steps={steps}")

@@ -38,9 +38,14 @@ class EigenResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary (without the vectors)."""
-        return {"eigenvalues": self.eigenvalues, "relative_residuals": self.residuals,
-                "iterations": self.iterations, "converged": self.converged, "method": self.method,
-                "tol": self.tol}
+        return {
+            "eigenvalues": self.eigenvalues,
+            "relative_residuals": self.residuals,
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "method": self.method,
+            "tol": self.tol,
+        }
 
 
 def _relative_residuals(matvec: MatVec, values: Tensor, vectors: Tensor) -> list[float]:
@@ -48,9 +53,13 @@ def _relative_residuals(matvec: MatVec, values: Tensor, vectors: Tensor) -> list
     return (r / values.abs().clamp_min(torch.finfo(vectors.dtype).tiny)).tolist()
 
 
-def lanczos_tridiagonal(matvec: MatVec, start: Tensor, steps: int,
-                        stop: Callable[[Tensor, Tensor], bool] | None = None,
-                        step: Step | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def lanczos_tridiagonal(
+    matvec: MatVec,
+    start: Tensor,
+    steps: int,
+    stop: Callable[[Tensor, Tensor], bool] | None = None,
+    step: Step | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""``R`` Lanczos runs at once from the rows of ``start`` ``[R, P]`` (normalised here), with full
     re-orthogonalisation: :math:`H Q_m = Q_m T_m + \beta_m q_{m+1} e_m^T`.
 
@@ -75,14 +84,16 @@ def lanczos_tridiagonal(matvec: MatVec, start: Tensor, steps: int,
         alpha[:, j] = (w * q).sum(1)
         lengths += active.long()
         for _ in range(2):  # classical Gram-Schmidt twice against the whole basis
-            w = w - torch.einsum("rm,rmp->rp", torch.einsum("rmp,rp->rm", basis[:, :j + 1], w),
-                                 basis[:, :j + 1])
+            w = w - torch.einsum(
+                "rm,rmp->rp", torch.einsum("rmp,rp->rm", basis[:, : j + 1], w), basis[:, : j + 1]
+            )
         norm = w.norm(dim=1)
-        scale = alpha[:, :j + 1].abs().amax(1).clamp_min(1.0)
-        active &= norm > 100 * eps * scale * dim ** 0.5
+        scale = alpha[:, : j + 1].abs().amax(1).clamp_min(1.0)
+        active &= norm > 100 * eps * scale * dim**0.5
         beta[:, j] = torch.where(active, norm, torch.zeros_like(norm))
-        q = torch.where(active[:, None], w / norm.clamp_min(torch.finfo(w.dtype).tiny)[:, None],
-                        torch.zeros_like(w))
+        q = torch.where(
+            active[:, None], w / norm.clamp_min(torch.finfo(w.dtype).tiny)[:, None], torch.zeros_like(w)
+        )
         m = j + 1
         if step is not None:
             step()
@@ -96,9 +107,17 @@ def tridiagonal(alpha: Tensor, beta: Tensor) -> Tensor:
     return torch.diag(alpha) + torch.diag(beta[:-1], 1) + torch.diag(beta[:-1], -1)
 
 
-def lanczos_top_k(matvec: MatVec, dim: int, k: int = 1, tol: float = 1e-6, max_iter: int = 100,
-                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str = "cpu", step: Step | None = None) -> EigenResult:
+def lanczos_top_k(
+    matvec: MatVec,
+    dim: int,
+    k: int = 1,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    step: Step | None = None,
+) -> EigenResult:
     """The ``k`` largest eigenvalues by Lanczos (see the module docstring)."""
     _check(dim, k, tol, max_iter)
     start = torch.randn(1, dim, generator=generator, dtype=dtype, device="cpu").to(device)
@@ -122,13 +141,22 @@ def lanczos_top_k(matvec: MatVec, dim: int, k: int = 1, tol: float = 1e-6, max_i
     vectors = s[:, top].T @ basis[0, :m]
     vectors = vectors / vectors.norm(dim=1, keepdim=True)
     residuals = _relative_residuals(matvec, values, vectors)
-    return EigenResult(values.tolist(), residuals, alpha.shape[1], all(r <= tol for r in residuals),
-                       "lanczos", tol, vectors)
+    return EigenResult(
+        values.tolist(), residuals, alpha.shape[1], all(r <= tol for r in residuals), "lanczos", tol, vectors
+    )
 
 
-def power_iteration(matvec: MatVec, dim: int, k: int = 1, tol: float = 1e-6, max_iter: int = 100,
-                    generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu", step: Step | None = None) -> EigenResult:
+def power_iteration(
+    matvec: MatVec,
+    dim: int,
+    k: int = 1,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    step: Step | None = None,
+) -> EigenResult:
     """The ``k`` eigenvalues of largest magnitude by block power iteration with Rayleigh-Ritz."""
     _check(dim, k, tol, max_iter)
     v = torch.linalg.qr(torch.randn(dim, k, generator=generator, dtype=dtype).to(device))[0].T
@@ -149,8 +177,9 @@ def power_iteration(matvec: MatVec, dim: int, k: int = 1, tol: float = 1e-6, max
     order = theta.argsort(descending=True)
     values, vectors = theta[order], v[order]
     residuals = _relative_residuals(matvec, values, vectors)
-    return EigenResult(values.tolist(), residuals, iterations, all(r <= tol for r in residuals),
-                       "power", tol, vectors)
+    return EigenResult(
+        values.tolist(), residuals, iterations, all(r <= tol for r in residuals), "power", tol, vectors
+    )
 
 
 EIGEN_METHODS = {"lanczos": lanczos_top_k, "power": power_iteration}

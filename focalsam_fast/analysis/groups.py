@@ -12,9 +12,12 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .errors import AnalysisError
 
 
-def select_groups(data_groups: Mapping[str, Sequence[int]], num_classes: int,
-                  groups: Sequence[str] | None = None,
-                  classes: Sequence[Sequence[int]] | None = None) -> dict[str, list[int]]:
+def select_groups(
+    data_groups: Mapping[str, Sequence[int]],
+    num_classes: int,
+    groups: Sequence[str] | None = None,
+    classes: Sequence[Sequence[int]] | None = None,
+) -> dict[str, list[int]]:
     """The groups to analyse: the named data-set groups (default: every non-empty one), or one group
     per entry of ``classes`` (named ``classes 0,1,2``).  Unknown names or classes, and empty groups,
     raise :class:`AnalysisError`."""
@@ -37,8 +40,10 @@ def select_groups(data_groups: Mapping[str, Sequence[int]], num_classes: int,
         if name not in data_groups:
             raise AnalysisError(f"unknown group {name!r}; valid: {', '.join(data_groups)}")
         if not data_groups[name]:
-            raise AnalysisError(f"group {name!r} has no classes in this data set (groups with classes: "
-                                f"{', '.join(g for g, c in data_groups.items() if c)})")
+            raise AnalysisError(
+                f"group {name!r} has no classes in this data set (groups with classes: "
+                f"{', '.join(g for g, c in data_groups.items() if c)})"
+            )
     return {name: list(data_groups[name]) for name in names}
 
 
@@ -59,8 +64,13 @@ def without_augmentation(train: Dataset, test: Dataset) -> Dataset:
     return train
 
 
-def group_samples(dataset: Dataset, classes: Sequence[int], samples: int | None = None,
-                  generator: torch.Generator | None = None, name: str = "group") -> tuple[Tensor, Tensor]:
+def group_samples(
+    dataset: Dataset,
+    classes: Sequence[int],
+    samples: int | None = None,
+    generator: torch.Generator | None = None,
+    name: str = "group",
+) -> tuple[Tensor, Tensor]:
     """``(inputs, targets)`` of the samples of ``classes`` (a seeded random subset of ``samples`` of
     them when given), in data-set order."""
     labels = dataset_labels(dataset)

@@ -36,8 +36,16 @@ class HessianOperator:
         cache_graph: keep every chunk's first-order graph (memory: about one training step per chunk).
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor,
-                 chunk_size: int = 256, dtype: torch.dtype | None = None, cache_graph: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        inputs: Tensor,
+        targets: Tensor,
+        chunk_size: int = 256,
+        dtype: torch.dtype | None = None,
+        cache_graph: bool = True,
+    ) -> None:
         if len(inputs) == 0:
             raise ValueError("the group has no samples")
         if len(inputs) != len(targets):
@@ -111,10 +119,21 @@ class HessianOperator:
         for grads, chunk in self._graphs_for():
             if chunk is not None:
                 grads = self._chunk_grads(*chunk, create_graph=True)
-            hv = torch.autograd.grad(grads, self.params, grad_outputs=parts, retain_graph=self.cache_graph,
-                                     is_grads_batched=batched, allow_unused=True)
-            total += torch.cat([(torch.zeros_like(q) if h is None else h).reshape(*v.shape[:-1], -1)
-                                for h, q in zip(hv, parts)], dim=-1)
+            hv = torch.autograd.grad(
+                grads,
+                self.params,
+                grad_outputs=parts,
+                retain_graph=self.cache_graph,
+                is_grads_batched=batched,
+                allow_unused=True,
+            )
+            total += torch.cat(
+                [
+                    (torch.zeros_like(q) if h is None else h).reshape(*v.shape[:-1], -1)
+                    for h, q in zip(hv, parts)
+                ],
+                dim=-1,
+            )
         self.products += v.shape[0] if batched else 1
         return total
 

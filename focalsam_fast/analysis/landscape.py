@@ -48,8 +48,13 @@ def filter_normalized_direction(op: HessianOperator, generator: torch.Generator 
     return torch.cat(parts)
 
 
-def landscape_1d(op: HessianOperator, direction: Tensor, span: float = 1.0, points: int = 41,
-                 step: Callable[[], None] | None = None) -> Landscape:
+def landscape_1d(
+    op: HessianOperator,
+    direction: Tensor,
+    span: float = 1.0,
+    points: int = 41,
+    step: Callable[[], None] | None = None,
+) -> Landscape:
     """Group loss along ``theta + a d`` for ``points`` values of ``a`` in ``[-span, span]``."""
     theta = op.flat_params()
     coords = np.linspace(-span, span, points).tolist()
@@ -61,8 +66,14 @@ def landscape_1d(op: HessianOperator, direction: Tensor, span: float = 1.0, poin
     return Landscape(coords, losses)
 
 
-def landscape_2d(op: HessianOperator, d1: Tensor, d2: Tensor, span: float = 1.0, points: int = 21,
-                 step: Callable[[], None] | None = None) -> Landscape:
+def landscape_2d(
+    op: HessianOperator,
+    d1: Tensor,
+    d2: Tensor,
+    span: float = 1.0,
+    points: int = 21,
+    step: Callable[[], None] | None = None,
+) -> Landscape:
     """Group loss on the ``points x points`` grid ``theta + a d1 + b d2`` (rows: ``b``, columns: ``a``)."""
     theta = op.flat_params()
     coords = np.linspace(-span, span, points).tolist()

@@ -36,8 +36,9 @@ def _group_names(analyses: Mapping[str, CheckpointAnalysis]) -> list[str]:
     return names
 
 
-def _panel_grid(analyses: Mapping[str, CheckpointAnalysis], result: str, size: tuple[float, float]
-                ) -> tuple[plt.Figure, list[tuple[plt.Axes, str, str, GroupAnalysis]]]:
+def _panel_grid(
+    analyses: Mapping[str, CheckpointAnalysis], result: str, size: tuple[float, float]
+) -> tuple[plt.Figure, list[tuple[plt.Axes, str, str, GroupAnalysis]]]:
     """A figure with a panel per (group row, method column) and the panels that have ``result``
     (the others are switched off)."""
     groups, methods = _group_names(analyses), list(analyses)

@@ -33,5 +33,6 @@ def stage(label: str, total: int, enabled: bool | None = None) -> Iterator[Tick]
         done[0] += n
 
     yield tick
-    print(f"{label}: {done[0]} of {total} steps, {time.perf_counter() - t0:.1f} s", file=sys.stderr,
-          flush=True)
+    print(
+        f"{label}: {done[0]} of {total} steps, {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True
+    )

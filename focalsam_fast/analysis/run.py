@@ -34,13 +34,15 @@ class LoadedRun:
     data: LongTailedData
     train: Dataset
 
-    def select(self, groups: Sequence[str] | None,
-               classes: Sequence[Sequence[int]] | None) -> dict[str, list[int]]:
+    def select(
+        self, groups: Sequence[str] | None, classes: Sequence[Sequence[int]] | None
+    ) -> dict[str, list[int]]:
         """See :func:`~focalsam_fast.analysis.groups.select_groups`."""
         return select_groups(self.data.groups, self.data.num_classes, groups, classes)
 
-    def samples(self, classes: Sequence[int], samples: int | None, generator: torch.Generator,
-                name: str) -> tuple[Tensor, Tensor]:
+    def samples(
+        self, classes: Sequence[int], samples: int | None, generator: torch.Generator, name: str
+    ) -> tuple[Tensor, Tensor]:
         """See :func:`~focalsam_fast.analysis.groups.group_samples`."""
         return group_samples(self.train, classes, samples, generator, name)
 
@@ -62,8 +64,16 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
         switch = int(SWITCH_FRACTION * cfg.epochs)
         criterion.set_weight(drw_weights(data.class_counts, ckpt["epoch"] - 1, switch))
     criterion.to(dev)
-    description = {"dataset": cfg.dataset, "model": cfg.model, "loss": cfg.loss, "drw": cfg.drw,
-                   "epoch": ckpt["epoch"], "epochs": cfg.epochs, "class_counts": list(data.class_counts),
-                   "data": "training set, test-time transform (no augmentation)"}
-    return LoadedRun(model, criterion, dev, cfg.method, description, data,
-                     without_augmentation(data.train, data.test))
+    description = {
+        "dataset": cfg.dataset,
+        "model": cfg.model,
+        "loss": cfg.loss,
+        "drw": cfg.drw,
+        "epoch": ckpt["epoch"],
+        "epochs": cfg.epochs,
+        "class_counts": list(data.class_counts),
+        "data": "training set, test-time transform (no augmentation)",
+    }
+    return LoadedRun(
+        model, criterion, dev, cfg.method, description, data, without_augmentation(data.train, data.test)
+    )

@@ -35,11 +35,23 @@ class AnalysisSettings:
 
     def check(self) -> None:
         """Raise :class:`AnalysisError` naming the first invalid setting."""
-        if self.probe_batch is not None and (isinstance(self.probe_batch, bool) or not isinstance(
-                self.probe_batch, int) or self.probe_batch < 1):
+        if self.probe_batch is not None and (
+            isinstance(self.probe_batch, bool)
+            or not isinstance(self.probe_batch, int)
+            or self.probe_batch < 1
+        ):
             raise AnalysisError(f"--probe-batch must be an integer >= 1, got {self.probe_batch!r}")
-        ints = {"top_k": 1, "max_iter": 1, "trace_probes": 2, "slq_runs": 1,
-                "slq_steps": 1, "landscape_points": 2, "landscape_2d_points": 2, "chunk_size": 1, "seed": 0}
+        ints = {
+            "top_k": 1,
+            "max_iter": 1,
+            "trace_probes": 2,
+            "slq_runs": 1,
+            "slq_steps": 1,
+            "landscape_points": 2,
+            "landscape_2d_points": 2,
+            "chunk_size": 1,
+            "seed": 0,
+        }
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -49,8 +61,9 @@ class AnalysisSettings:
             if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise AnalysisError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
         if self.eigen_method not in EIGEN_METHOD_NAMES:
-            raise AnalysisError(f"unknown eigen method {self.eigen_method!r}; "
-                                f"valid: {', '.join(EIGEN_METHOD_NAMES)}")
+            raise AnalysisError(
+                f"unknown eigen method {self.eigen_method!r}; valid: {', '.join(EIGEN_METHOD_NAMES)}"
+            )
         if self.dtype not in DTYPE_NAMES:
             raise AnalysisError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPE_NAMES)}")
         bad = [s for s in self.stages if s not in STAGES]

@@ -29,20 +29,31 @@ class TraceResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready copy."""
-        return {"estimate": self.estimate, "stderr": self.stderr, "probes": self.probes,
-                "samples": self.samples}
+        return {
+            "estimate": self.estimate,
+            "stderr": self.stderr,
+            "probes": self.probes,
+            "samples": self.samples,
+        }
 
 
-def rademacher(rows: int, dim: int, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.float32) -> Tensor:
+def rademacher(
+    rows: int, dim: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """``[rows, dim]`` independent +-1 entries (drawn on the CPU: same probes on any device)."""
     return torch.randint(0, 2, (rows, dim), generator=generator).to(dtype).mul_(2).sub_(1)
 
 
-def hutchinson_trace(matvec: MatVec, dim: int, probes: int = 64, batch: int = 8,
-                     generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-                     device: torch.device | str = "cpu",
-                     step: Callable[[int], None] | None = None) -> TraceResult:
+def hutchinson_trace(
+    matvec: MatVec,
+    dim: int,
+    probes: int = 64,
+    batch: int = 8,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    step: Callable[[int], None] | None = None,
+) -> TraceResult:
     """Estimate Tr(H) with ``probes`` Rademacher probes, ``batch`` per product (see module docstring)."""
     if probes < 2:
         raise ValueError(f"probes must be >= 2 (the standard error needs two samples), got {probes}")

@@ -27,10 +27,15 @@ def _check_stored_data_root(cfg: TrainConfig) -> None:
     root = cfg.data_root
     if root is None or Path(root).exists():
         return
-    relative = "" if Path(root).is_absolute() else (
-        " (a relative path, recorded by an older focalsam, read from the current folder)")
-    raise UsageError(f"the data this checkpoint was trained on, {root}{relative}, is not there; pass "
-                     "its location with --data-root PATH")
+    relative = (
+        ""
+        if Path(root).is_absolute()
+        else (" (a relative path, recorded by an older focalsam, read from the current folder)")
+    )
+    raise UsageError(
+        f"the data this checkpoint was trained on, {root}{relative}, is not there; pass "
+        "its location with --data-root PATH"
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -38,8 +43,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     checkpoint = absolute(args.checkpoint)
     ckpt = load_checkpoint(checkpoint)
     cfg = checkpoint_config(ckpt, checkpoint)
-    changes: dict[str, Any] = {k: getattr(args, k) for k in ("batch_size", "workers", "amp")
-                               if getattr(args, k) is not None}
+    changes: dict[str, Any] = {
+        k: getattr(args, k) for k in ("batch_size", "workers", "amp") if getattr(args, k) is not None
+    }
     if args.amp is not None:  # an explicit autocast replaces the trained precision (weights in fp32)
         changes["prec"] = "fp32"
     if args.data_root is not None:
@@ -54,8 +60,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     device = check_runtime(cfg, training=False)
-    ood = {k: absolute(v) for k, v in (("sketch", args.ood_sketch), ("v2", args.ood_v2), ("c", args.ood_c))
-           if v}
+    ood = {
+        k: absolute(v) for k, v in (("sketch", args.ood_sketch), ("v2", args.ood_v2), ("c", args.ood_c)) if v
+    }
     if ood and cfg.dataset != "imagenet_lt":
         raise UsageError(f"OOD sets are for ImageNet-LT models; this checkpoint was trained on {cfg.dataset}")
     for name, path in ood.items():
@@ -71,8 +78,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = model_from_checkpoint(ckpt, checkpoint, cfg, data)
     model.to(device)
     progress = progress_setting(args)
-    result = evaluate(model, make_loader(data.test, cfg, False, None, device), data.num_classes,
-                      data.groups, device, autocast_mode(cfg), progress)
+    result = evaluate(
+        model,
+        make_loader(data.test, cfg, False, None, device),
+        data.num_classes,
+        data.groups,
+        device,
+        autocast_mode(cfg),
+        progress,
+    )
     report: dict[str, Any] = {"checkpoint": checkpoint, "epoch": ckpt["epoch"], "test": result.to_dict()}
     print(f"{cfg_summary(cfg)}, checkpoint after epoch {ckpt['epoch']}/{cfg.epochs}\n")
     print(group_table({cfg.method: result}, data.groups))
@@ -85,8 +99,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_ood(model: Any, cfg: TrainConfig, data: Any, ood: dict[str, str], device: Any,
-              progress: bool | None) -> dict[str, Any]:
+def _eval_ood(
+    model: Any, cfg: TrainConfig, data: Any, ood: dict[str, str], device: Any, progress: bool | None
+) -> dict[str, Any]:
     """Top-1 on ImageNet-Sketch / ImageNetV2 and CE/mCE on ImageNet-C."""
     transform = data.test.transform
     report: dict[str, Any] = {}

@@ -37,13 +37,45 @@ from ..train.runfolder import RunFolder, held_run_message
 from .main import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 # flag -> config field (argparse dest); only flags given on the command line override
-CONFIG_FLAGS = ("method", "loss", "drw", "model", "dataset", "data_root", "imbalance_ratio", "epochs",
-                "batch_size", "lr", "momentum", "weight_decay", "rho", "rho_steps", "gamma", "lam",
-                "amp", "prec", "seed", "device", "workers", "threads", "impl", "clip_weights", "class_names",
-                "allow_folder_names", "max_steps",
-                "train_fraction", "max_train_samples", "max_steps_per_epoch", "tail_threshold", "ccsam_beta",
-                "ccsam_perturb",
-                "imbsam_tail_weight", "vs_gamma", "vs_tau", "group_thresholds")
+CONFIG_FLAGS = (
+    "method",
+    "loss",
+    "drw",
+    "model",
+    "dataset",
+    "data_root",
+    "imbalance_ratio",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "rho",
+    "rho_steps",
+    "gamma",
+    "lam",
+    "amp",
+    "prec",
+    "seed",
+    "device",
+    "workers",
+    "threads",
+    "impl",
+    "clip_weights",
+    "class_names",
+    "allow_folder_names",
+    "max_steps",
+    "train_fraction",
+    "max_train_samples",
+    "max_steps_per_epoch",
+    "tail_threshold",
+    "ccsam_beta",
+    "ccsam_perturb",
+    "imbsam_tail_weight",
+    "vs_gamma",
+    "vs_tau",
+    "group_thresholds",
+)
 
 Log = Callable[[str], None]
 
@@ -80,8 +112,10 @@ def _resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path | None, Path |
     out = Path(absolute(given["out"])) if "out" in given else None
     if "resume" in given:
         if "compare" in given:
-            raise UsageError("--resume continues one run; resume each method of a --compare run "
-                             "with --out <out>/<method> --resume")
+            raise UsageError(
+                "--resume continues one run; resume each method of a --compare run "
+                "with --out <out>/<method> --resume"
+            )
         if given["resume"]:
             resume = Path(absolute(given["resume"]))
             out = out or resume.parent
@@ -116,29 +150,52 @@ def _resume_hint(out: Path, epochs: int, dist: DistRun | None = None) -> str:
         done = load_checkpoint(ckpt)["epoch"]
     except CheckpointError as exc:
         return str(exc)
-    launch_flags = "" if dist is None or not dist.active else (
-        f" --nproc {dist.world}" + (" --m-sharpness" if dist.m_sharpness else ""))
-    return (f"the last complete epoch ({done}/{epochs}) is saved in {ckpt}; "
-            f"continue with: focalsam train --out {out} --resume{launch_flags}")
+    launch_flags = (
+        ""
+        if dist is None or not dist.active
+        else (f" --nproc {dist.world}" + (" --m-sharpness" if dist.m_sharpness else ""))
+    )
+    return (
+        f"the last complete epoch ({done}/{epochs}) is saved in {ckpt}; "
+        f"continue with: focalsam train --out {out} --resume{launch_flags}"
+    )
 
 
-def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse.Namespace,
-         data: LongTailedData | None = None, dist: DistRun | None = None) -> RunResult | None:
+def _run(
+    cfg: TrainConfig,
+    out: Path | None,
+    resume: Path | None,
+    args: argparse.Namespace,
+    data: LongTailedData | None = None,
+    dist: DistRun | None = None,
+) -> RunResult | None:
     """Build and train one run (or this rank's part of it); ``None`` when interrupted (rank 0's
     message says how to resume)."""
     dist = dist if dist is not None else DistRun()
     log = logger(args) if dist.main else logger(argparse.Namespace(quiet=True))
-    trainer = Trainer(cfg, out, resume=resume, log=log, progress=progress_setting(args), data=data,
-                      progress_every_s=getattr(args, "progress_every", DEFAULT_EVERY_S), dist=dist)
+    trainer = Trainer(
+        cfg,
+        out,
+        resume=resume,
+        log=log,
+        progress=progress_setting(args),
+        data=data,
+        progress_every_s=getattr(args, "progress_every", DEFAULT_EVERY_S),
+        dist=dist,
+    )
     out = trainer.out_dir
     where = f"{trainer.device} ({trainer.threads} CPU thread{'s' if trainer.threads != 1 else ''})"
     if dist.active:
         sharp = ", per-process perturbation (--m-sharpness)" if dist.m_sharpness else ""
-        where += (f" x {dist.world} processes (global batch {cfg.batch_size}, {trainer.rank_batch} per "
-                  f"process{sharp})")
+        where += (
+            f" x {dist.world} processes (global batch {cfg.batch_size}, {trainer.rank_batch} per "
+            f"process{sharp})"
+        )
     if resume is not None:
-        log(f"resuming {cfg_summary(cfg)} from {resume} after epoch {trainer.start_epoch}/{cfg.epochs} "
-            f"on {where}")
+        log(
+            f"resuming {cfg_summary(cfg)} from {resume} after epoch {trainer.start_epoch}/{cfg.epochs} "
+            f"on {where}"
+        )
     else:
         log(f"training {cfg_summary(cfg)} for {cfg.epochs} epochs on {where} -> {out}")
     for note in trainer.short_run:
@@ -148,8 +205,11 @@ def _run(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse
         return trainer.run()
     except KeyboardInterrupt as exc:
         if dist.main:
-            what = ("stopped by SIGTERM (torchrun and --nproc stop every process when one fails: see its "
-                    "error)" if isinstance(exc, Terminated) else "interrupted")
+            what = (
+                "stopped by SIGTERM (torchrun and --nproc stop every process when one fails: see its error)"
+                if isinstance(exc, Terminated)
+                else "interrupted"
+            )
             print(f"\n{what}: {_resume_hint(out, cfg.epochs, dist)}", file=sys.stderr, flush=True)
         return None
     except (RunError, OSError) as exc:  # e.g. a full disk, unreadable data
@@ -167,8 +227,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if nproc is not None and nproc < 1:
         raise UsageError(f"--nproc must be an integer >= 1, got {nproc}")
     if nproc is not None and ranks is not None:
-        raise UsageError(f"--nproc starts the processes itself, but this process is rank {ranks.rank} of "
-                         f"{ranks.world} already (torchrun): leave --nproc out")
+        raise UsageError(
+            f"--nproc starts the processes itself, but this process is rank {ranks.rank} of "
+            f"{ranks.world} already (torchrun): leave --nproc out"
+        )
     timeout = getattr(args, "dist_timeout", DEFAULT_TIMEOUT_S)
     if not (math.isfinite(timeout) and timeout > 0):
         raise UsageError(f"--dist-timeout must be a finite number of seconds > 0, got {timeout:g}")
@@ -177,8 +239,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     world = nproc if nproc is not None else 1 if ranks is None else ranks.world
     if "compare" in vars(args):
         if world > 1 or m_sharpness:
-            raise UsageError("--compare trains the methods one after another in one process; train each "
-                             "on several with --nproc N --out <out>/<method>")
+            raise UsageError(
+                "--compare trains the methods one after another in one process; train each "
+                "on several with --nproc N --out <out>/<method>"
+            )
         return _compare(cfg, out, _compare_methods(args.compare), args)
     if nproc is not None and nproc > 1:
         return _launch(cfg, args, nproc, m_sharpness)
@@ -210,8 +274,15 @@ def _launch(cfg: TrainConfig, args: argparse.Namespace, nproc: int, m_sharpness:
     return launch([sys.executable, "-m", "focalsam_fast.cli", "train", *argv], nproc)
 
 
-def _rank(cfg: TrainConfig, out: Path | None, resume: Path | None, args: argparse.Namespace, ranks: Ranks,
-          timeout: float, m_sharpness: bool) -> int:
+def _rank(
+    cfg: TrainConfig,
+    out: Path | None,
+    resume: Path | None,
+    args: argparse.Namespace,
+    ranks: Ranks,
+    timeout: float,
+    m_sharpness: bool,
+) -> int:
     """One rank of an N-process run: join the group, train, leave the group (after waiting for every
     rank when all went well, at once after a failure so that no peer waits on this one).  Rank 0
     reports; another rank reports only an error of its own, prefixed with its rank."""
@@ -260,16 +331,31 @@ def _compare(cfg: TrainConfig, out: Path | None, methods: list[str], args: argpa
         first = next(iter(results.values()))
         table = group_table({m: r.final for m, r in results.items()}, first.groups)
         times = "train time s      " + "".join(
-            f"{r.seconds:>{max(9, *(len(m) for m in results)) + 2}.1f}" for r in results.values())
-        text = (f"{cfg.dataset} ({len(first.class_counts)} classes, IR {cfg.imbalance_ratio:g}), "
-                f"{cfg.model}, {cfg.loss} loss, {cfg.epochs} epochs, seed {cfg.seed}\n{table}\n{times}"
-                + "".join(f"\nshort run, not the paper's setting: {note}" for note in first.notes))
+            f"{r.seconds:>{max(9, *(len(m) for m in results)) + 2}.1f}" for r in results.values()
+        )
+        text = (
+            f"{cfg.dataset} ({len(first.class_counts)} classes, IR {cfg.imbalance_ratio:g}), "
+            f"{cfg.model}, {cfg.loss} loss, {cfg.epochs} epochs, seed {cfg.seed}\n{table}\n{times}"
+            + "".join(f"\nshort run, not the paper's setting: {note}" for note in first.notes)
+        )
         atomic_write_text(text + "\n", out / "compare.txt")
-        atomic_write_text(json.dumps({m: {"final": r.final.to_dict(), "train_seconds": r.seconds,
-                                          "details": r.details} for m, r in results.items()}, indent=2)
-                          + "\n", out / "compare.json")
-        plots.per_class_plot({m: r.final.per_class for m, r in results.items()}, first.class_counts,
-                             first.groups, out / "per_class_accuracy.png")
+        atomic_write_text(
+            json.dumps(
+                {
+                    m: {"final": r.final.to_dict(), "train_seconds": r.seconds, "details": r.details}
+                    for m, r in results.items()
+                },
+                indent=2,
+            )
+            + "\n",
+            out / "compare.json",
+        )
+        plots.per_class_plot(
+            {m: r.final.per_class for m, r in results.items()},
+            first.class_counts,
+            first.groups,
+            out / "per_class_accuracy.png",
+        )
     print(text)
     print(f"outputs: {out}/compare.txt, compare.json, per_class_accuracy.png, <method>/...")
     return 0
@@ -292,6 +378,9 @@ def summary(run: RunResult) -> str:
     lines += ["", group_table({cfg.method: run.final}, run.groups)]
     if len(run.class_counts) <= 20:
         lines += ["", per_class_table(run.final, run.class_counts, run.class_names, run.groups)]
-    lines += ["", f"outputs in {run.out_dir}: config.json metrics.jsonl final.json final.txt "
-                  f"per_class_accuracy.png training_curves.png {CHECKPOINT_NAME}"]
+    lines += [
+        "",
+        f"outputs in {run.out_dir}: config.json metrics.jsonl final.json final.txt "
+        f"per_class_accuracy.png training_curves.png {CHECKPOINT_NAME}",
+    ]
     return "\n".join(lines)

@@ -87,8 +87,10 @@ def _decode_archive(archive: Path) -> tuple[dict[str, ImageArrays], dict[str, li
         problems.append(f"{len(unreadable):,} member(s) are not readable images: {listed}")
     if misshapen:
         first = f"{shape[1]}x{shape[0]}"
-        problems.append(f"{len(misshapen):,} image(s) differ in size from the first ({first}): "
-                        f"{first_examples(misshapen)}")
+        problems.append(
+            f"{len(misshapen):,} image(s) differ in size from the first ({first}): "
+            f"{first_examples(misshapen)}"
+        )
     if problems:
         raise integrity_error(archive, "; ".join(problems), FIX)
     missing = [s for s in SPLITS if not found[s]]
@@ -146,7 +148,8 @@ def _load_cache(archive: Path, cache: Path) -> dict[str, ImageArrays]:
             out[split] = ImageArrays(np.load(img_p), np.load(lab_p), cls_p.read_text().split("\n"))
         except (OSError, ValueError, EOFError) as exc:
             raise integrity_error(
-                img_p.parent, f"cached arrays of {archive} are damaged ({exc})",
+                img_p.parent,
+                f"cached arrays of {archive} are damaged ({exc})",
                 f"delete {img_p.name}, {lab_p.name} and {cls_p.name} (they are rebuilt from the archive)",
             ) from exc
     return out

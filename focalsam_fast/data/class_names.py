@@ -29,8 +29,10 @@ def load_class_names(path: str | Path, num_classes: int) -> list[str]:
             entries = json.loads(text)
             pairs = sorted((int(e["id"]), str(e["name"]).strip()) for e in entries)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"--class-names {p}: not a categories JSON (a list of objects with 'id' and "
-                             f"'name', as iNaturalist's categories.json): {exc}") from exc
+            raise ValueError(
+                f"--class-names {p}: not a categories JSON (a list of objects with 'id' and "
+                f"'name', as iNaturalist's categories.json): {exc}"
+            ) from exc
         if [i for i, _ in pairs] != list(range(len(pairs))):
             raise ValueError(f"--class-names {p}: category ids must be 0..{len(pairs) - 1} without gaps")
         names = [n for _, n in pairs]
@@ -42,8 +44,9 @@ def load_class_names(path: str | Path, num_classes: int) -> list[str]:
                 m = _WNID_LINE.match(line)
                 names.append(m.group(1).strip() if m else line)
     if len(names) != num_classes:
-        raise ValueError(f"--class-names {p} has {len(names)} names but the data set has {num_classes} "
-                         "classes")
+        raise ValueError(
+            f"--class-names {p} has {len(names)} names but the data set has {num_classes} classes"
+        )
     return names
 
 

@@ -28,13 +28,19 @@ class GroupThresholds:
     def describe(self) -> str:
         """E.g. ``head n > 100, medium 20..100, tail n < 20 (official: ...)``."""
         kind = "official" if self.official else "assumed"
-        return (f"head n > {self.head_above}, medium {self.tail_below}..{self.head_above}, "
-                f"tail n < {self.tail_below} ({kind}: {self.source})")
+        return (
+            f"head n > {self.head_above}, medium {self.tail_below}..{self.head_above}, "
+            f"tail n < {self.tail_below} ({kind}: {self.source})"
+        )
 
     def to_dict(self) -> dict[str, int | bool | str]:
         """A JSON-serialisable record of the values and their provenance."""
-        return {"tail_below": self.tail_below, "head_above": self.head_above,
-                "official": self.official, "source": self.source}
+        return {
+            "tail_below": self.tail_below,
+            "head_above": self.head_above,
+            "official": self.official,
+            "source": self.source,
+        }
 
 
 def _official(tail: int, head: int, source: str) -> GroupThresholds:
@@ -95,9 +101,14 @@ def thresholds_for(dataset: str, imbalance_ratio: float | None = None) -> GroupT
         return RATIO_THRESHOLDS[(dataset, ratio)]
     base = RATIO_THRESHOLDS[(dataset, 100.0)]
     return GroupThresholds(
-        base.tail_below, base.head_above, official=False,
-        source=(f"{dataset} IR {ratio:g} has no official thresholds (the official code has IR "
-                f"{', '.join(f'{r:g}' for r in known)}); the IR-100 values are used"))
+        base.tail_below,
+        base.head_above,
+        official=False,
+        source=(
+            f"{dataset} IR {ratio:g} has no official thresholds (the official code has IR "
+            f"{', '.join(f'{r:g}' for r in known)}); the IR-100 values are used"
+        ),
+    )
 
 
 def split_groups(class_counts: Sequence[int], thresholds: GroupThresholds | str) -> dict[str, list[int]]:

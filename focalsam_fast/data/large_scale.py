@@ -52,8 +52,12 @@ def build_list_dataset(
     paths = {"train": root / (train_list or default_train), "test": root / (test_list or default_test)}
     sets = {
         split: ListFileDataset(
-            root, path, build_transform(transform, split == "train", image_size), num_classes,
-            (expected or {}).get(split, STANDARD_COUNTS.get(path.name)), split,
+            root,
+            path,
+            build_transform(transform, split == "train", image_size),
+            num_classes,
+            (expected or {}).get(split, STANDARD_COUNTS.get(path.name)),
+            split,
         )
         for split, path in paths.items()
     }

@@ -123,7 +123,10 @@ class ListFileDataset(Dataset):
         self.class_counts = torch.bincount(torch.tensor(self.targets), minlength=self.num_classes).tolist()
         if expected is not None:
             check_class_counts(
-                self.list_file, split, self.class_counts, expected,
+                self.list_file,
+                split,
+                self.class_counts,
+                expected,
                 "the list file is truncated or not the standard one: download it again "
                 "(or pass your own list under another name)",
             )

@@ -71,8 +71,12 @@ class ClassFolderDataset(Dataset):
         if expected is not None:
             by_label = sorted(folders, key=mapping.__getitem__)
             check_class_counts(
-                self.root, "test", [counts[f] for f in by_label], expected,
-                "the folder is incompletely extracted or copied: extract the data set again", by_label,
+                self.root,
+                "test",
+                [counts[f] for f in by_label],
+                expected,
+                "the folder is incompletely extracted or copied: extract the data set again",
+                by_label,
             )
         self.targets = [label for _, label in self.samples]
         self.transform = transform

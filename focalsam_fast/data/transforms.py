@@ -92,8 +92,10 @@ def transform_for(dataset: str, clip: bool) -> str | None:
     except KeyError:
         family = "CLIP" if clip else "non-CLIP"
         valid = sorted({d for d, c in TRANSFORM_FOR if c == clip})
-        raise ValueError(f"no image transforms for --dataset {dataset} with a {family} model; "
-                         f"valid data sets for it: {', '.join(valid)}") from None
+        raise ValueError(
+            f"no image transforms for --dataset {dataset} with a {family} model; "
+            f"valid data sets for it: {', '.join(valid)}"
+        ) from None
 
 
 def build_transform(preset: str, train: bool, image_size: int | None = None) -> T.Compose:

@@ -115,14 +115,18 @@ def unsupported(impl: str, tensors: list[torch.Tensor], what: str = "parameter")
         if impl == "foreach":
             continue
         if t.dtype not in FUSED_DTYPES or t.dtype != tensors[0].dtype:
-            return (f"{name} has dtype {t.dtype}, the fused kernels take one of "
-                    f"{', '.join(map(str, FUSED_DTYPES))} per param group "
-                    f"(the group's first: {tensors[0].dtype})")
+            return (
+                f"{name} has dtype {t.dtype}, the fused kernels take one of "
+                f"{', '.join(map(str, FUSED_DTYPES))} per param group "
+                f"(the group's first: {tensors[0].dtype})"
+            )
         if t.device != tensors[0].device:
             return f"{name} is on {t.device}, the group's first parameter on {tensors[0].device}"
         if not _standard_dense(t):
-            return (f"{name} has strides {t.stride()}: not dense in the contiguous or channels-last "
-                    "layout (e.g. a transposed view)")
+            return (
+                f"{name} has strides {t.stride()}: not dense in the contiguous or channels-last "
+                "layout (e.g. a transposed view)"
+            )
     return None
 
 

@@ -54,9 +54,16 @@ def storage_swap(perturb: Perturb) -> Callable[..., list[Tensor]]:
     storage, then ``p`` points at it.  ``norm_finite`` is not asked: ``perturb`` itself keeps ``w``
     for a non-finite norm, on the device."""
 
-    def perturb_params(params: Sequence[Tensor], grads: Sequence[Tensor], norm: Tensor, rho: float | Tensor,
-                       adaptive: bool, inv_scale: float | Tensor, spares: dict[Tensor, tuple[Tensor, Tensor]],
-                       norm_finite: Callable[[], bool]) -> list[Tensor]:
+    def perturb_params(
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        norm: Tensor,
+        rho: float | Tensor,
+        adaptive: bool,
+        inv_scale: float | Tensor,
+        spares: dict[Tensor, tuple[Tensor, Tensor]],
+        norm_finite: Callable[[], bool],
+    ) -> list[Tensor]:
         pairs = [_spare(spares, p) for p in params]
         perturb(params, grads, [b for _, b in pairs], norm, rho, adaptive, inv_scale)
         for p, (_, b) in zip(params, pairs):

@@ -67,8 +67,9 @@ def _backend(device: torch.device) -> tuple[ModuleType, dict[str, Any]]:
 def _dtype_code(dtype: torch.dtype, what: str) -> int:
     code = _DTYPE_CODES.get(dtype)
     if code is None:
-        raise TypeError(f"{what} has dtype {dtype}; the native kernels support float32, float64, "
-                        "float16 and bfloat16")
+        raise TypeError(
+            f"{what} has dtype {dtype}; the native kernels support float32, float64, float16 and bfloat16"
+        )
     return code
 
 
@@ -106,25 +107,35 @@ def _prepare(
     for i, t in enumerate(out):
         ref = None if like is None else like[i]
         # fast path (a few attribute reads): the right dtype/device, contiguous like its reference
-        if (isinstance(t, Tensor) and t.layout is torch.strided and t.dtype is dtype
-                and t.get_device() == index and t.is_contiguous()
-                and (ref is None or (ref.is_contiguous() and t.shape == ref.shape))):
+        if (
+            isinstance(t, Tensor)
+            and t.layout is torch.strided
+            and t.dtype is dtype
+            and t.get_device() == index
+            and t.is_contiguous()
+            and (ref is None or (ref.is_contiguous() and t.shape == ref.shape))
+        ):
             continue
         out[i] = _checked(f"{name}[{i}]", t, dtype, device, ref, mutated)
     return out
 
 
-def _checked(what: str, t: Tensor, dtype: torch.dtype, device: torch.device, ref: Tensor | None,
-             mutated: bool) -> Tensor:
+def _checked(
+    what: str, t: Tensor, dtype: torch.dtype, device: torch.device, ref: Tensor | None, mutated: bool
+) -> Tensor:
     """Full check of one tensor off the fast path of :func:`_prepare`; may return a dense copy."""
     if not isinstance(t, Tensor):
         raise TypeError(f"{what} is a {type(t).__name__}, not a Tensor")
     if t.layout is not torch.strided:
-        raise ValueError(f"{what} has layout {t.layout}; the native kernels take dense (torch.strided) "
-                         "tensors (use impl='reference' for sparse ones)")
+        raise ValueError(
+            f"{what} has layout {t.layout}; the native kernels take dense (torch.strided) "
+            "tensors (use impl='reference' for sparse ones)"
+        )
     if t.dtype != dtype:
-        raise TypeError(f"{what} has dtype {t.dtype} but the first tensor has {dtype}; "
-                        "all tensors of one call must share a dtype")
+        raise TypeError(
+            f"{what} has dtype {t.dtype} but the first tensor has {dtype}; "
+            "all tensors of one call must share a dtype"
+        )
     if t.device != device:
         raise ValueError(f"{what} is on {t.device} but the first tensor is on {device}")
     if ref is not None and t.shape != ref.shape:
@@ -132,8 +143,10 @@ def _checked(what: str, t: Tensor, dtype: torch.dtype, device: torch.device, ref
     if _is_dense(t) and (ref is None or t.numel() <= 1 or t.stride() == ref.stride()):
         return t
     if mutated:
-        raise ValueError(f"{what} (shape {tuple(t.shape)}, strides {t.stride()}) is updated in place but is "
-                         "not dense in the layout of its parameter; pass contiguous tensors")
+        raise ValueError(
+            f"{what} (shape {tuple(t.shape)}, strides {t.stride()}) is updated in place but is "
+            "not dense in the layout of its parameter; pass contiguous tensors"
+        )
     return t.contiguous() if ref is None else torch.empty_like(ref).copy_(t)
 
 
@@ -141,8 +154,9 @@ def _ptrs(tensors: list[Tensor]) -> list[int]:
     return [t.data_ptr() for t in tensors]
 
 
-def _scalar(x: Tensor | None, value: float, dtype: torch.dtype, device: torch.device,
-            what: str) -> tuple[int, float, Tensor | None]:
+def _scalar(
+    x: Tensor | None, value: float, dtype: torch.dtype, device: torch.device, what: str
+) -> tuple[int, float, Tensor | None]:
     """(pointer, value, tensor) for a hyper-parameter given as a tensor or a float; the caller keeps
     the returned tensor (the converted copy the pointer refers to) alive across the native call."""
     if x is None:
@@ -157,6 +171,7 @@ def _scalar(x: Tensor | None, value: float, dtype: torch.dtype, device: torch.de
 
 # ---------------------------------------------------------------------------------------------
 # custom ops
+
 
 def _sq_norm(grads: list[Tensor], params: list[Tensor]) -> Tensor:
     r""":math:`\sum_t \lVert a_t \odot g_t \rVert^2`, ``a_t = |p_t|`` (``params`` non-empty) or 1."""
@@ -206,11 +221,22 @@ def _perturb(
     gs = _prepare("grads", grads, dtype, device, like=ps)
     os_ = _prepare("out", out, dtype, device, like=ps, mutated=True)
     a = acc_dtype(dtype)
-    scalars = [_scalar(norm, norm_value, a, device, "norm"), _scalar(rho, rho_value, a, device, "rho"),
-               _scalar(inv_scale, inv_scale_value, a, device, "inv_scale")]
+    scalars = [
+        _scalar(norm, norm_value, a, device, "norm"),
+        _scalar(rho, rho_value, a, device, "rho"),
+        _scalar(inv_scale, inv_scale_value, a, device, "inv_scale"),
+    ]
     mod, launch = _backend(device)
-    mod.perturb(code, _ptrs(ps), _ptrs(gs), _ptrs(os_), [p.numel() for p in ps],
-                *[v for s in scalars for v in s[:2]], adaptive, **launch)
+    mod.perturb(
+        code,
+        _ptrs(ps),
+        _ptrs(gs),
+        _ptrs(os_),
+        [p.numel() for p in ps],
+        *[v for s in scalars for v in s[:2]],
+        adaptive,
+        **launch,
+    )
 
 
 perturb_op = torch.library.custom_op("focalsam::perturb", _perturb, mutates_args=("out",))
@@ -240,18 +266,37 @@ def _sgd_step(
     ps = _prepare("params", params, dtype, device, mutated=True)
     gs = _prepare("grads", grads, dtype, device, like=ps)
     g2s = _prepare("grads2", grads2, dtype, device, like=ps) if grads2 else []
-    bs = (_prepare("momentum_buffers", momentum_buffers, dtype, device, like=ps, mutated=True)
-          if momentum != 0 else [])
+    bs = (
+        _prepare("momentum_buffers", momentum_buffers, dtype, device, like=ps, mutated=True)
+        if momentum != 0
+        else []
+    )
     lr_arg = _scalar(lr, lr_value, acc_dtype(dtype), device, "lr")
     inf_arg = _scalar(found_inf, 0.0, torch.float32, device, "found_inf")
     mod, launch = _backend(device)
-    mod.sgd_step(code, _ptrs(ps), _ptrs(gs), _ptrs(g2s), _ptrs(bs), [p.numel() for p in ps], lr_arg[0],
-                 lr_arg[1], momentum, dampening, weight_decay, nesterov, maximize, first_step, inf_arg[0],
-                 **launch)
+    mod.sgd_step(
+        code,
+        _ptrs(ps),
+        _ptrs(gs),
+        _ptrs(g2s),
+        _ptrs(bs),
+        [p.numel() for p in ps],
+        lr_arg[0],
+        lr_arg[1],
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+        first_step,
+        inf_arg[0],
+        **launch,
+    )
 
 
-sgd_step_op = torch.library.custom_op("focalsam::sgd_step", _sgd_step,
-                                      mutates_args=("params", "momentum_buffers"))
+sgd_step_op = torch.library.custom_op(
+    "focalsam::sgd_step", _sgd_step, mutates_args=("params", "momentum_buffers")
+)
 
 
 def _focal_loss(
@@ -296,8 +341,20 @@ def _focal_loss(
     ptr = [0 if t is None else t.data_ptr() for t in tables]
     gs_arg = _scalar(grad_scale, grad_scale_value, a, device, "grad_scale")
     mod, launch = _backend(device)
-    mod.focal_loss(code, z.data_ptr(), y.data_ptr(), *ptr, rows, cols, losses.data_ptr(), grad_a.data_ptr(),
-                   grad_b.data_ptr(), gs_arg[0], gs_arg[1], **launch)
+    mod.focal_loss(
+        code,
+        z.data_ptr(),
+        y.data_ptr(),
+        *ptr,
+        rows,
+        cols,
+        losses.data_ptr(),
+        grad_a.data_ptr(),
+        grad_b.data_ptr(),
+        gs_arg[0],
+        gs_arg[1],
+        **launch,
+    )
     return losses, grad_a, grad_b
 
 
@@ -305,15 +362,24 @@ focal_loss_op = torch.library.custom_op("focalsam::focal_loss", _focal_loss, mut
 
 
 @focal_loss_op.register_fake
-def _(logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tensor, margin: Tensor,
-      weight: Tensor | None, grad_scale: Tensor | None = None,
-      grad_scale_value: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+def _(
+    logits: Tensor,
+    targets: Tensor,
+    coeff: Tensor,
+    scale: Tensor,
+    bias: Tensor,
+    margin: Tensor,
+    weight: Tensor | None,
+    grad_scale: Tensor | None = None,
+    grad_scale_value: float = 1.0,
+) -> tuple[Tensor, Tensor, Tensor]:
     rows, cols = logits.shape
     return logits.new_empty((rows,)), logits.new_empty((rows, cols)), logits.new_empty((rows, cols))
 
 
 # ---------------------------------------------------------------------------------------------
 # public functions (the signatures of reference.py)
+
 
 def _eager() -> bool:
     """True in eager code under ``torch.no_grad()`` (the optimizers' case): the public functions
@@ -373,9 +439,20 @@ def sgd_step(
     nothing is written when ``found_inf`` (one-element float32 tensor) is non-zero."""
     if not params:
         return
-    args = (list(params), list(grads), [] if grads2 is None else list(grads2),
-            list(momentum_buffers) if momentum != 0 else [], *_split(lr), float(momentum),
-            float(dampening), float(weight_decay), nesterov, maximize, first_step, found_inf)
+    args = (
+        list(params),
+        list(grads),
+        [] if grads2 is None else list(grads2),
+        list(momentum_buffers) if momentum != 0 else [],
+        *_split(lr),
+        float(momentum),
+        float(dampening),
+        float(weight_decay),
+        nesterov,
+        maximize,
+        first_step,
+        found_inf,
+    )
     if _eager():
         _sgd_step(*args)
         torch.autograd.graph.increment_version(args[0] + args[3])
@@ -396,5 +473,6 @@ def focal_loss(
     """``(losses [B], grad_a [B, C], grad_b [B, C])`` in one row-wise pass (:func:`reference.focal_loss`);
     both gradients are multiplied by ``grad_scale`` (None: 1) before rounding to the logits' dtype."""
     scale_args = _split(1.0 if grad_scale is None else grad_scale)
-    return (_focal_loss if _eager() else focal_loss_op)(logits, targets, coeff, scale, bias, margin, weight,
-                                                         *scale_args)
+    return (_focal_loss if _eager() else focal_loss_op)(
+        logits, targets, coeff, scale, bias, margin, weight, *scale_args
+    )

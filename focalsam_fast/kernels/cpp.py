@@ -15,8 +15,18 @@ import torch
 from ._fused import OFFICIAL, add_grads, fuses_update, keep_grads, storage_swap
 from ._native import focal_loss, load, perturb, sgd_step, sq_norm
 
-__all__ = ["OFFICIAL", "add_grads", "focal_loss", "fuses_update", "is_available", "keep_grads", "perturb",
-           "perturb_params", "sgd_step", "sq_norm"]
+__all__ = [
+    "OFFICIAL",
+    "add_grads",
+    "focal_loss",
+    "fuses_update",
+    "is_available",
+    "keep_grads",
+    "perturb",
+    "perturb_params",
+    "sgd_step",
+    "sq_norm",
+]
 
 perturb_params = storage_swap(perturb)
 

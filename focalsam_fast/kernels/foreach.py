@@ -17,8 +17,18 @@ from torch import Tensor
 from ._fused import OFFICIAL, add_grads, fuses_update, keep_grads, storage_swap
 from .reference import NORM_EPS, acc_dtype, focal_loss
 
-__all__ = ["OFFICIAL", "add_grads", "focal_loss", "fuses_update", "is_available", "keep_grads", "perturb",
-           "perturb_params", "sgd_step", "sq_norm"]
+__all__ = [
+    "OFFICIAL",
+    "add_grads",
+    "focal_loss",
+    "fuses_update",
+    "is_available",
+    "keep_grads",
+    "perturb",
+    "perturb_params",
+    "sgd_step",
+    "sq_norm",
+]
 
 
 def is_available(device: torch.device) -> tuple[bool, str]:
@@ -31,8 +41,9 @@ def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> 
     if not grads:
         raise ValueError("sq_norm needs at least one gradient tensor")
     dt = acc_dtype(grads[0].dtype)
-    vals = list(grads) if params is None else torch._foreach_mul(
-        torch._foreach_abs(list(params)), list(grads))
+    vals = (
+        list(grads) if params is None else torch._foreach_mul(torch._foreach_abs(list(params)), list(grads))
+    )
     norms = torch._foreach_norm(vals, 2, dtype=dt)
     return torch.stack(norms).pow(2).sum()
 

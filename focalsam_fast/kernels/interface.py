@@ -46,32 +46,66 @@ class KernelModule(Protocol):
     def sq_norm(self, grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> Tensor:
         r""":math:`\sum_t \lVert a_t \odot g_t \rVert_2^2` (``a_t = |p_t|`` with ``params``, else 1)."""
 
-    def perturb(self, params: Sequence[Tensor], grads: Sequence[Tensor], out: Sequence[Tensor],
-                norm: Tensor, rho: float | Tensor, adaptive: bool = False,
-                inv_scale: float | Tensor = 1.0) -> None:
+    def perturb(
+        self,
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        out: Sequence[Tensor],
+        norm: Tensor,
+        rho: float | Tensor,
+        adaptive: bool = False,
+        inv_scale: float | Tensor = 1.0,
+    ) -> None:
         r"""``out_t = p_t + (p_t^2 if adaptive) (g_t s)`` with
         :math:`s = \rho/(\lVert h\rVert\iota + 10^{-12})\,\iota`, in this rounding order (docs/spec.md §3);
         ``out_t = p_t`` for a non-finite norm."""
 
-    def sgd_step(self, params: Sequence[Tensor], grads: Sequence[Tensor], grads2: Sequence[Tensor] | None,
-                 momentum_buffers: Sequence[Tensor], *, lr: float | Tensor, momentum: float,
-                 dampening: float, weight_decay: float, nesterov: bool, maximize: bool,
-                 first_step: bool, found_inf: Tensor | None = None) -> None:
+    def sgd_step(
+        self,
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        grads2: Sequence[Tensor] | None,
+        momentum_buffers: Sequence[Tensor],
+        *,
+        lr: float | Tensor,
+        momentum: float,
+        dampening: float,
+        weight_decay: float,
+        nesterov: bool,
+        maximize: bool,
+        first_step: bool,
+        found_inf: Tensor | None = None,
+    ) -> None:
         """``g = g1 (+ g2)`` and one exact ``torch.optim.SGD`` update; nothing written when
         ``found_inf`` is non-zero."""
 
-    def focal_loss(self, logits: Tensor, targets: Tensor, coeff: Tensor, scale: Tensor, bias: Tensor,
-                   margin: Tensor, weight: Tensor | None = None,
-                   grad_scale: float | Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def focal_loss(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        coeff: Tensor,
+        scale: Tensor,
+        bias: Tensor,
+        margin: Tensor,
+        weight: Tensor | None = None,
+        grad_scale: float | Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample losses and the two weighted logit gradients (scaled by ``grad_scale``)."""
 
     def keep_grads(self, grads: Sequence[Tensor]) -> list[Tensor]:
         """The gradients ``g2`` kept for the final update (the caller then clears ``.grad``)."""
 
-    def perturb_params(self, params: Sequence[Tensor], grads: Sequence[Tensor], norm: Tensor,
-                       rho: float | Tensor, adaptive: bool, inv_scale: float | Tensor,
-                       spares: dict[Tensor, tuple[Tensor, Tensor]],
-                       norm_finite: Callable[[], bool]) -> list[Tensor]:
+    def perturb_params(
+        self,
+        params: Sequence[Tensor],
+        grads: Sequence[Tensor],
+        norm: Tensor,
+        rho: float | Tensor,
+        adaptive: bool,
+        inv_scale: float | Tensor,
+        spares: dict[Tensor, tuple[Tensor, Tensor]],
+        norm_finite: Callable[[], bool],
+    ) -> list[Tensor]:
         """Move every ``p`` to :math:`w + \\epsilon` (the formula of :meth:`perturb`) and return the
         saved :math:`w` tensors (``p.data = saved`` restores :math:`w` bit for bit).  ``spares`` is a
         cache the caller keeps across steps; ``norm_finite()`` (memoised, True without a host read

@@ -82,8 +82,15 @@ def perturb(
     _write_perturbed(params, grads, out, n, rho, adaptive, inv_scale)
 
 
-def _write_perturbed(params: Sequence[Tensor], grads: Sequence[Tensor], out: Sequence[Tensor], norm: Tensor,
-                     rho: float | Tensor, adaptive: bool, inv_scale: float | Tensor) -> None:
+def _write_perturbed(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    out: Sequence[Tensor],
+    norm: Tensor,
+    rho: float | Tensor,
+    adaptive: bool,
+    inv_scale: float | Tensor,
+) -> None:
     """The per-element pass of :func:`perturb` (``out`` may be ``params``: per tensor, read then write)."""
     dt = acc_dtype(params[0].dtype)
     dev = params[0].device
@@ -217,9 +224,16 @@ def keep_grads(grads: Sequence[Tensor]) -> list[Tensor]:
     return [g.clone() for g in grads]
 
 
-def perturb_params(params: Sequence[Tensor], grads: Sequence[Tensor], norm: Tensor, rho: float | Tensor,
-                   adaptive: bool, inv_scale: float | Tensor, spares: dict[Tensor, tuple[Tensor, Tensor]],
-                   norm_finite: Callable[[], bool]) -> list[Tensor]:
+def perturb_params(
+    params: Sequence[Tensor],
+    grads: Sequence[Tensor],
+    norm: Tensor,
+    rho: float | Tensor,
+    adaptive: bool,
+    inv_scale: float | Tensor,
+    spares: dict[Tensor, tuple[Tensor, Tensor]],
+    norm_finite: Callable[[], bool],
+) -> list[Tensor]:
     """The official perturbation: a clone of :math:`w`, then :math:`w + \\epsilon` written into ``p``
     per tensor (the formula of :func:`perturb`; ``spares`` is not used).  ``p`` stays at :math:`w`
     when ``norm_finite()`` is False, which reads the norm on the host once per step, and only in a

@@ -11,5 +11,16 @@ from .vs import VSLoss
 
 LOSSES = {"ce": CELoss, "la": LALoss, "ldam": LDAMLoss, "vs": VSLoss}
 
-__all__ = ["LOSSES", "CELoss", "LALoss", "LDAMLoss", "LogitAdjustedLoss", "NormedLinear", "VSLoss",
-           "class_balanced_weights", "class_priors", "drw_weights", "focal_coefficients"]
+__all__ = [
+    "LOSSES",
+    "CELoss",
+    "LALoss",
+    "LDAMLoss",
+    "LogitAdjustedLoss",
+    "NormedLinear",
+    "VSLoss",
+    "class_balanced_weights",
+    "class_priors",
+    "drw_weights",
+    "focal_coefficients",
+]

@@ -23,8 +23,9 @@ class LogitAdjustedLoss(nn.Module):
         reduction: 'none' (per-sample, what the SAM methods need), 'mean' or 'sum'.
     """
 
-    def __init__(self, class_counts: Sequence[int] | Tensor, weight: Tensor | None = None,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, class_counts: Sequence[int] | Tensor, weight: Tensor | None = None, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")

@@ -19,7 +19,8 @@ def class_balanced_weights(class_counts: Sequence[int] | Tensor, beta: float) ->
     return (w / w.sum() * n.numel()).float()
 
 
-def drw_weights(class_counts: Sequence[int] | Tensor, epoch: int, switch_epoch: int = 160,
-                beta: float = 0.9999) -> Tensor:
+def drw_weights(
+    class_counts: Sequence[int] | Tensor, epoch: int, switch_epoch: int = 160, beta: float = 0.9999
+) -> Tensor:
     """DRW schedule: beta 0 (all ones) for 0-based ``epoch < switch_epoch``, else ``beta``."""
     return class_balanced_weights(class_counts, 0.0 if epoch < switch_epoch else beta)

@@ -14,8 +14,9 @@ from .base import LogitAdjustedLoss
 class LALoss(LogitAdjustedLoss):
     r"""CE on :math:`z_j + \tau \log(\pi_j + 10^{-9})` (``tau = 1``); predict with ``argmax z``."""
 
-    def __init__(self, class_counts: Sequence[int] | Tensor, tau: float = 1.0,
-                 reduction: str = "mean") -> None:
+    def __init__(
+        self, class_counts: Sequence[int] | Tensor, tau: float = 1.0, reduction: str = "mean"
+    ) -> None:
         check_finite("LA tau", tau)
         super().__init__(class_counts, None, reduction)
         self.tau = float(tau)

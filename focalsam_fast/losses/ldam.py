@@ -16,8 +16,14 @@ class LDAMLoss(LogitAdjustedLoss):
     r""":math:`m_j \propto n_j^{-1/4}` scaled to :math:`\max_j m_j` = ``max_m``; CE on
     :math:`s\,(z - m_y e_y)`, ``s = 30``."""
 
-    def __init__(self, class_counts: Sequence[int] | Tensor, max_m: float = 0.5, s: float = 30.0,
-                 weight: Tensor | None = None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        class_counts: Sequence[int] | Tensor,
+        max_m: float = 0.5,
+        s: float = 30.0,
+        weight: Tensor | None = None,
+        reduction: str = "mean",
+    ) -> None:
         check_nonneg("LDAM max_m", max_m)
         check_nonneg("LDAM s", s)
         if s == 0:
@@ -33,4 +39,3 @@ class LDAMLoss(LogitAdjustedLoss):
     def adjusted_logits(self, logits: Tensor, targets: Tensor) -> Tensor:
         onehot = F.one_hot(targets, self.num_classes).to(logits.dtype)
         return self.s * (logits - self.margins.to(logits.device, logits.dtype) * onehot)
-

@@ -15,8 +15,14 @@ class VSLoss(LogitAdjustedLoss):
     r"""CE on :math:`z_j / \Delta_j + \iota_j`, :math:`\Delta_j = (n_{max}/n_j)^{\gamma}`,
     :math:`\iota_j = \tau \log \pi_j` (defaults ``gamma=0.3, tau=1.0``)."""
 
-    def __init__(self, class_counts: Sequence[int] | Tensor, gamma: float = 0.3, tau: float = 1.0,
-                 weight: Tensor | None = None, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        class_counts: Sequence[int] | Tensor,
+        gamma: float = 0.3,
+        tau: float = 1.0,
+        weight: Tensor | None = None,
+        reduction: str = "mean",
+    ) -> None:
         check_nonneg("VS gamma", gamma)
         check_finite("VS tau", tau)
         super().__init__(class_counts, weight, reduction)

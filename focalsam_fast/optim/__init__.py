@@ -7,5 +7,14 @@ from .imbsam import ImbSAM
 from .rho_schedule import ConstantRho, MultiStepRho, TwoStepRho
 from .sam import SAM
 
-__all__ = ["CCSAM", "SAM", "ConstantRho", "FocalSAM", "ImbSAM", "MultiStepRho", "SAMBase",
-           "StepOutput", "TwoStepRho"]
+__all__ = [
+    "CCSAM",
+    "SAM",
+    "ConstantRho",
+    "FocalSAM",
+    "ImbSAM",
+    "MultiStepRho",
+    "SAMBase",
+    "StepOutput",
+    "TwoStepRho",
+]

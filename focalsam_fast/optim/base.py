@@ -146,8 +146,10 @@ class SAMBase(Optimizer):
             self.impl_fallbacks.pop(index, None)
             return name
         if self._impl_request != "auto":
-            raise ValueError(f"impl={name!r} cannot run param group {index}: {why}. Use impl='auto' "
-                             "(falls back per group) or make the parameters dense.")
+            raise ValueError(
+                f"impl={name!r} cannot run param group {index}: {why}. Use impl='auto' "
+                "(falls back per group) or make the parameters dense."
+            )
         fallback = kernels.FALLBACK.get(dev.type, kernels.UNIVERSAL)
         if kernels.unsupported(fallback, params) is not None:
             fallback = kernels.UNIVERSAL
@@ -316,8 +318,11 @@ class SAMBase(Optimizer):
         if not sq:
             raise RuntimeError("no parameter has a gradient: did the closure's loss use the model?")
         dev = sq[0].device
-        return torch.stack([s.to(dev, torch.float64 if s.dtype == torch.float64 else torch.float32)
-                            for s in sq]).sum().sqrt()
+        return (
+            torch.stack([s.to(dev, torch.float64 if s.dtype == torch.float64 else torch.float32) for s in sq])
+            .sum()
+            .sqrt()
+        )
 
     @torch.no_grad()
     def perturb(self, inv_scale: float | Tensor = 1.0) -> None:
@@ -343,8 +348,16 @@ class SAMBase(Optimizer):
             ps = self._grad_params(group)
             if not ps:
                 continue
-            saved = self._ops(i).perturb_params(ps, [p.grad for p in ps], norm, group["rho"],
-                                                group["adaptive"], inv_scale, self._buffers, finite)
+            saved = self._ops(i).perturb_params(
+                ps,
+                [p.grad for p in ps],
+                norm,
+                group["rho"],
+                group["adaptive"],
+                inv_scale,
+                self._buffers,
+                finite,
+            )
             for p, w in zip(ps, saved):
                 self.state[p]["saved"] = w
                 p.grad = None
@@ -480,13 +493,23 @@ class SAMBase(Optimizer):
             bufs: list[Tensor] = []
             if group["momentum"] != 0:
                 bufs = [state[p].get("momentum_buffer") for p in sub]
-                bufs = [b if b is not None else (torch.empty_like(p) if first else torch.zeros_like(p))
-                        for p, b in zip(sub, bufs)]
+                bufs = [
+                    b if b is not None else (torch.empty_like(p) if first else torch.zeros_like(p))
+                    for p, b in zip(sub, bufs)
+                ]
             self._ops(i).sgd_step(
-                sub, [g1[k] for k in idx], None if g2 is None else [g2[k] for k in idx], bufs,
-                lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-                weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                maximize=group["maximize"], first_step=first, found_inf=found_inf,
+                sub,
+                [g1[k] for k in idx],
+                None if g2 is None else [g2[k] for k in idx],
+                bufs,
+                lr=group["lr"],
+                momentum=group["momentum"],
+                dampening=group["dampening"],
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                first_step=first,
+                found_inf=found_inf,
             )
             for p, b in zip(sub, bufs):
                 state[p]["momentum_buffer"] = b
@@ -580,8 +603,10 @@ class SAMBase(Optimizer):
         """The whole optimizer for ``copy.deepcopy`` / ``pickle`` (torch's default keeps only
         defaults, state and groups); caches and per-step state are rebuilt."""
         if self._stage or self._perturbed:
-            raise RuntimeError(f"cannot copy or pickle {type(self).__name__} in the middle of a "
-                               "stage-by-stage step: finish it or call abort() first")
+            raise RuntimeError(
+                f"cannot copy or pickle {type(self).__name__} in the middle of a "
+                "stage-by-stage step: finish it or call abort() first"
+            )
         state = self.__dict__.copy()
         for key in ("_buffers", "_scaler", "_amp", "_loss_scale", "_flags", "_perturbed", "_stage"):
             state.pop(key, None)

@@ -112,8 +112,10 @@ class CCSAM(ClassWeightedSAM):
     def _subset(self) -> list[tuple[str, Tensor]]:
         if self.mode in ("head", "last"):
             return [(n, p) for n, p in self.head.named_parameters() if p.requires_grad]
-        return [(str(i), p) for i, p in enumerate(
-            p for g in self.param_groups for p in g["params"] if p.requires_grad)]
+        return [
+            (str(i), p)
+            for i, p in enumerate(p for g in self.param_groups for p in g["params"] if p.requires_grad)
+        ]
 
     def theta_norms(self, params: Sequence[Tensor]) -> list[Tensor]:
         """:math:`\\lVert\\theta^t\\rVert` of every subset tensor (one norm for all under
@@ -123,12 +125,17 @@ class CCSAM(ClassWeightedSAM):
             return [torch.linalg.vector_norm(torch.stack(norms))] * len(norms)
         return norms
 
-    def class_perturbation(self, grads: Sequence[Tensor], params: Sequence[Tensor],
-                           count: float, theta: Sequence[Tensor] | None = None) -> list[Tensor]:
+    def class_perturbation(
+        self,
+        grads: Sequence[Tensor],
+        params: Sequence[Tensor],
+        count: float,
+        theta: Sequence[Tensor] | None = None,
+    ) -> list[Tensor]:
         """:math:`\\epsilon_c^t` for every tensor of the subset (see the class docstring); ``theta``:
         :meth:`theta_norms` of ``params`` when already computed for this step."""
         k = sum(p.numel() for p in params)
-        denom = math.sqrt(2.0) * max(count - 1.0, 1.0) ** 0.25 * k ** 0.25
+        denom = math.sqrt(2.0) * max(count - 1.0, 1.0) ** 0.25 * k**0.25
         theta = self.theta_norms(params) if theta is None else theta
         eps = []
         for g, t in zip(grads, theta):
@@ -157,11 +164,16 @@ class CCSAM(ClassWeightedSAM):
     def _closed_form(self, feats: Tensor) -> bool:
         """The fused impls perturb a plain linear head in closed form (:mod:`.ccsam_linear`);
         ``reference`` keeps the official per-class gradients and perturbed weights."""
-        return (self.mode == "head" and type(self.head) is nn.Linear and feats.dim() == 2
-                and not self._official_passes)
+        return (
+            self.mode == "head"
+            and type(self.head) is nn.Linear
+            and feats.dim() == 2
+            and not self._official_passes
+        )
 
-    def _finish_head(self, clean: Tensor, pert: list[Tensor], b: int, losses: Tensor,
-                     logits: Tensor) -> StepOutput:
+    def _finish_head(
+        self, clean: Tensor, pert: list[Tensor], b: int, losses: Tensor, logits: Tensor
+    ) -> StepOutput:
         """Head mode's one backward of the clean and perturbed terms, then the update."""
         perturbed = torch.cat(pert)
         if self._checking:
@@ -172,8 +184,12 @@ class CCSAM(ClassWeightedSAM):
         self.restore_and_update(self._scaler)
         return StepOutput(losses.detach().mean(), logits.detach())
 
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,
-             grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput:
+    def step(
+        self,
+        closure: Closure | None = None,
+        targets: Tensor | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+    ) -> StepOutput:
         """One CC-SAM step; returns the clean mean loss and the clean logits."""
         if closure is None:
             raise TypeError("CCSAM.step needs a closure returning the backbone features")
@@ -204,29 +220,54 @@ class CCSAM(ClassWeightedSAM):
                 "CCSAM under torch.distributed runs the closed form only (perturb='head', an nn.Linear "
                 f"head on 2-D features, a fused impl); got perturb={self.mode!r}, head "
                 f"{type(self.head).__name__}, features of {feats.dim()} dims, impl {self.impl!r}: the "
-                "other forms would need every class gradient all-reduced (run them on one process)")
+                "other forms would need every class gradient all-reduced (run them on one process)"
+            )
         if closed_form:
             delta = torch.autograd.grad(losses.sum(), logits, retain_graph=True)[0].detach()
             scale = ccsam_linear.scales(self.noise_ratio, dict(subset), self.param_norm == "global")
-            f_all, d_all, y_all = (ccsam_dist.gather_batch(feats, delta, targets) if self.distributed()
-                                   else (feats.detach(), delta, targets))
+            f_all, d_all, y_all = (
+                ccsam_dist.gather_batch(feats, delta, targets)
+                if self.distributed()
+                else (feats.detach(), delta, targets)
+            )
             pert = []
             for c in classes:
                 rows = (y_all == c).nonzero().flatten()
-                pert.append(self._losses(ccsam_linear.class_logits(
-                    self.head, feats[idx[c]], f_all[rows], d_all[rows], functools.partial(scale, counts[c])),
-                    targets[idx[c]]))
+                pert.append(
+                    self._losses(
+                        ccsam_linear.class_logits(
+                            self.head,
+                            feats[idx[c]],
+                            f_all[rows],
+                            d_all[rows],
+                            functools.partial(scale, counts[c]),
+                        ),
+                        targets[idx[c]],
+                    )
+                )
             return self._finish_head(clean, pert, b, losses, logits)
         if self.mode in ("head", "last"):
             theta = self.theta_norms(params)
             pert = ccsam_layers.perturbed_losses(
-                self.head, feats, targets, losses, subset, idx, counts,
-                lambda grads, count: self.class_perturbation(grads, params, count, theta), self._losses)
+                self.head,
+                feats,
+                targets,
+                losses,
+                subset,
+                idx,
+                counts,
+                lambda grads, count: self.class_perturbation(grads, params, count, theta),
+                self._losses,
+            )
             return self._finish_head(clean, pert, b, losses, logits)
         class_grads = {
-            c: [torch.zeros_like(p) if g is None else g for g, p in zip(
-                torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True,
-                                    allow_unused=True), params)]
+            c: [
+                torch.zeros_like(p) if g is None else g
+                for g, p in zip(
+                    torch.autograd.grad(losses[idx[c]].mean(), params, retain_graph=True, allow_unused=True),
+                    params,
+                )
+            ]
             for c in classes
         }
         self._backward(clean)

@@ -33,14 +33,16 @@ def gather_batch(feats: Tensor, delta: Tensor, targets: Tensor) -> tuple[Tensor,
     sizes = torch.empty(world, dtype=torch.long, device=feats.device)
     dist.all_gather_single(sizes, torch.tensor([b], dtype=torch.long, device=feats.device))
     if bool((sizes != b).any()):
-        raise ValueError(f"CCSAM under torch.distributed needs the same batch size on every rank, got "
-                         f"{sizes.tolist()} (use DistributedSampler with drop_last=True or equal shards)")
+        raise ValueError(
+            f"CCSAM under torch.distributed needs the same batch size on every rank, got "
+            f"{sizes.tolist()} (use DistributedSampler with drop_last=True or equal shards)"
+        )
     dtype = torch.promote_types(feats.dtype, torch.float32)  # labels up to 2**24 stay exact
     packed = torch.cat([feats.detach().to(dtype), delta.to(dtype), targets.to(dtype)[:, None]], 1)
     out = packed.new_empty(world * b, packed.shape[1])
     dist.all_gather_single(out, packed)
     d, c = feats.shape[1], delta.shape[1]
-    return out[:, :d].to(feats.dtype), out[:, d:d + c].to(delta.dtype), out[:, -1].round().long()
+    return out[:, :d].to(feats.dtype), out[:, d : d + c].to(delta.dtype), out[:, -1].round().long()
 
 
 @torch.no_grad()
@@ -60,5 +62,5 @@ def all_reduce_mean(params: Sequence[Tensor]) -> None:
         flat.div_(world)
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()

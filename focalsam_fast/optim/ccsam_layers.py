@@ -40,9 +40,17 @@ def mixes_samples(layers: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in layers.modules())
 
 
-def perturbed_losses(layers: nn.Module, feats: Tensor, targets: Tensor, losses: Tensor,
-                     subset: Sequence[tuple[str, Tensor]], rows: dict[int, Tensor], counts: Sequence[int],
-                     perturbation: Perturbation, loss_fn: Losses) -> list[Tensor]:
+def perturbed_losses(
+    layers: nn.Module,
+    feats: Tensor,
+    targets: Tensor,
+    losses: Tensor,
+    subset: Sequence[tuple[str, Tensor]],
+    rows: dict[int, Tensor],
+    counts: Sequence[int],
+    perturbation: Perturbation,
+    loss_fn: Losses,
+) -> list[Tensor]:
     """Per-sample losses of every class present at :math:`\\theta + \\epsilon_c`, in ``rows``' order.
 
     ``losses`` are the clean per-sample losses (graph through ``layers`` kept), ``subset`` the
@@ -54,8 +62,9 @@ def perturbed_losses(layers: nn.Module, feats: Tensor, targets: Tensor, losses: 
     for c, idx in rows.items():
         grads = torch.autograd.grad(losses[idx].mean(), params, retain_graph=True, allow_unused=True)
         with torch.no_grad():
-            eps = perturbation([torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)],
-                               counts[c])
+            eps = perturbation(
+                [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)], counts[c]
+            )
         state = {n: b.clone() for n, b in layers.named_buffers()}
         state.update((n, p + e) for n, p, e in zip(names, params, eps))
         logits = functional_call(layers, state, (feats if whole_batch else feats[idx],))

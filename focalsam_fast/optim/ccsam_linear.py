@@ -30,8 +30,9 @@ import torch
 from torch import Tensor, nn
 
 
-def class_logits(head: nn.Linear, live: Tensor, f: Tensor, d: Tensor,
-                 scale: Callable[[str, Tensor], Tensor]) -> Tensor:
+def class_logits(
+    head: nn.Linear, live: Tensor, f: Tensor, d: Tensor, scale: Callable[[str, Tensor], Tensor]
+) -> Tensor:
     r"""Perturbed logits of the ``live`` feature rows of one class.
 
     ``f`` and ``d`` are the class's detached feature rows and per-sample logit gradients of the
@@ -47,8 +48,9 @@ def class_logits(head: nn.Linear, live: Tensor, f: Tensor, d: Tensor,
     return out
 
 
-def scales(noise_ratio: float, params: dict[str, Tensor], global_norm: bool
-           ) -> Callable[[float, str, Tensor], Tensor]:
+def scales(
+    noise_ratio: float, params: dict[str, Tensor], global_norm: bool
+) -> Callable[[float, str, Tensor], Tensor]:
     r"""``scale(count, name, g_norm)``: :math:`s_t = \nu\sqrt{\theta_t}\sqrt k / (\sqrt{\lVert g\rVert}\,
     d\,\lVert g\rVert)` with :math:`d = \sqrt2 \max(n_c-1, 1)^{1/4} k^{1/4}`, zero for a zero
     gradient and for a tensor outside the perturbed subset; parameter norms taken once."""
@@ -61,7 +63,7 @@ def scales(noise_ratio: float, params: dict[str, Tensor], global_norm: bool
     def scale(count: float, name: str, g_norm: Tensor) -> Tensor:
         if name not in params:
             return g_norm.new_zeros(())
-        denom = math.sqrt(2.0) * max(count - 1.0, 1.0) ** 0.25 * k ** 0.25
+        denom = math.sqrt(2.0) * max(count - 1.0, 1.0) ** 0.25 * k**0.25
         r = noise_ratio * norms[name].sqrt() / g_norm.sqrt() / denom
         s = r * math.sqrt(k) / g_norm
         return torch.where(g_norm > 0, s, torch.zeros_like(s))

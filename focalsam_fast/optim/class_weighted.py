@@ -19,8 +19,9 @@ Objective = Callable[[Tensor], Tensor]
 class ClassWeightedSAM(SAMBase):
     """A SAM method whose passes weight each sample by a per-class table (targets required)."""
 
-    def __init__(self, params: Iterable[Any], base_optimizer: type[Optimizer], *,
-                 num_classes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, params: Iterable[Any], base_optimizer: type[Optimizer], *, num_classes: int, **kwargs: Any
+    ) -> None:
         super().__init__(params, base_optimizer, **kwargs)
         self.num_classes = num_classes
         self._tables: dict[tuple[Any, ...], Any] = {}
@@ -106,14 +107,16 @@ class TwoObjectiveSAM(ClassWeightedSAM):
 
         return self._sam_tail(second, inv)
 
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,
-             grad_scaler: Any = None) -> StepOutput:
+    def step(
+        self, closure: Closure | None = None, targets: Tensor | None = None, grad_scaler: Any = None
+    ) -> StepOutput:
         """One step.  ``closure()`` re-runs the forward and returns per-sample losses
         (``reduction='none'``) or ``(losses, logits)``; ``targets`` are the batch labels.  Returns
         the unweighted mean loss and the logits at ``w + eps``."""
         if closure is None:
-            raise TypeError(f"{type(self).__name__}.step needs a closure returning per-sample losses "
-                            "(and logits)")
+            raise TypeError(
+                f"{type(self).__name__}.step needs a closure returning per-sample losses (and logits)"
+            )
         self._check_targets_early(targets)
         inv = self._begin(grad_scaler)
         return self._guarded(lambda: self._two_objective_step(closure, targets, inv))

@@ -54,8 +54,9 @@ class FocalSAM(TwoObjectiveSAM):
         **kwargs: Any,
     ) -> None:
         coeff = focal_coefficients(class_counts, gamma, lam)  # validates before anything else
-        if criterion is not None and (not isinstance(criterion, LogitAdjustedLoss)
-                                      or criterion.num_classes != coeff.numel()):
+        if criterion is not None and (
+            not isinstance(criterion, LogitAdjustedLoss) or criterion.num_classes != coeff.numel()
+        ):
             raise TypeError(
                 "criterion= must be a focalsam_fast loss (CELoss, LALoss, LDAMLoss, VSLoss) built "
                 f"for the same {coeff.numel()} classes, got {criterion!r}"
@@ -75,8 +76,12 @@ class FocalSAM(TwoObjectiveSAM):
         b = like.shape[0]
         return (lambda losses: ((1 - c) * losses).sum() / b), (lambda losses: (c * losses).sum() / b)
 
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,
-             grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput:
+    def step(
+        self,
+        closure: Closure | None = None,
+        targets: Tensor | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+    ) -> StepOutput:
         """One Focal-SAM step.  ``closure()`` re-runs the forward and returns per-sample losses
         (``reduction='none'``), or ``(losses, logits)``; with ``criterion=`` given at construction
         it returns the *logits* and the fused loss kernel computes losses and both logit
@@ -96,18 +101,27 @@ class FocalSAM(TwoObjectiveSAM):
         if not isinstance(logits, Tensor) or logits.dim() != 2:
             got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ValueError(
-                f"FocalSAM with criterion=: the closure must return logits [B, {self.num_classes}], "
-                f"got {got}"
+                f"FocalSAM with criterion=: the closure must return logits [B, {self.num_classes}], got {got}"
             )
         check_classes(logits, self.num_classes, "FocalSAM with criterion=")
         check_batch(targets, logits.shape[0], "logit rows")
         ops = kernels.get_ops(self._impl_request, logits.device)
         loss_fn = ops.focal_loss
-        scale, bias, margin, weight = (None if t is None else self._device_copy(name, t, logits.device)
-                                       for name, t in zip(("a", "b", "m", "w"), self.criterion.tables()))
+        scale, bias, margin, weight = (
+            None if t is None else self._device_copy(name, t, logits.device)
+            for name, t in zip(("a", "b", "m", "w"), self.criterion.tables())
+        )
         coeff = self._gather_table(self.coefficients, "c", logits)
-        losses, grad_a, grad_b = loss_fn(logits.detach(), targets.to(logits.device), coeff, scale,
-                                         bias, margin, weight, grad_scale=self._loss_scale)
+        losses, grad_a, grad_b = loss_fn(
+            logits.detach(),
+            targets.to(logits.device),
+            coeff,
+            scale,
+            bias,
+            margin,
+            weight,
+            grad_scale=self._loss_scale,
+        )
         if self._checking:
             self._flags.note(slot, losses)
         return logits, losses, grad_a, grad_b

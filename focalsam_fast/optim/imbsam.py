@@ -56,5 +56,7 @@ class ImbSAM(TwoObjectiveSAM):
         """:math:`L_H` and :math:`L_T` (the official code's rounding order)."""
         tail = self._gather(self.is_tail, "tail", targets, like)
         b, t = like.shape[0], self.tail_weight
-        return ((lambda losses: ((1 - tail) * losses).sum() / b),
-                (lambda losses: t * (tail * losses).sum() / b))
+        return (
+            (lambda losses: ((1 - tail) * losses).sum() / b),
+            (lambda losses: t * (tail * losses).sum() / b),
+        )

@@ -67,8 +67,9 @@ class TwoStepRho(RhoScheduler):
     r"""docs/spec.md §8 two-value step: :math:`\rho_e = r_0` while :math:`e + 1 < f E`, else :math:`r_1`
     (``f = 0.8``; ImageNet-LT ResNet-50 uses ``(0.1, 0.2)``)."""
 
-    def __init__(self, optimizer: Optimizer, rho_steps: Sequence[float], epochs: int,
-                 switch_fraction: float = 0.8) -> None:
+    def __init__(
+        self, optimizer: Optimizer, rho_steps: Sequence[float], epochs: int, switch_fraction: float = 0.8
+    ) -> None:
         if len(rho_steps) != 2:
             raise ValueError(f"rho_steps must hold 2 values, got {list(rho_steps)}")
         for r in rho_steps:

@@ -46,8 +46,13 @@ class SAM(SAMBase):
         """Restore :math:`w` and apply the base optimizer with the gradient at :math:`w + \\epsilon`."""
         self._run_stage("second_step", self.restore_and_update)
 
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,
-             grad_scaler: torch.amp.GradScaler | None = None, **_: Any) -> StepOutput:
+    def step(
+        self,
+        closure: Closure | None = None,
+        targets: Tensor | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        **_: Any,
+    ) -> StepOutput:
         """Run a whole SAM step from ``closure`` (re-runs the forward, returns loss[, logits])."""
         if closure is None:
             raise TypeError(

@@ -10,13 +10,22 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _WHERE = {
-    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
-    "METHODS": ".config", "PRESETS": ".config", "TrainConfig": ".config", "resolve_config": ".config",
-    "RunResult": ".engine", "Trainer": ".engine",
-    "CheckpointError": ".errors", "OutputError": ".errors", "RunError": ".errors",
+    "load_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "METHODS": ".config",
+    "PRESETS": ".config",
+    "TrainConfig": ".config",
+    "resolve_config": ".config",
+    "RunResult": ".engine",
+    "Trainer": ".engine",
+    "CheckpointError": ".errors",
+    "OutputError": ".errors",
+    "RunError": ".errors",
     "RunFolderError": ".errors",
     "SetupError": ".errors",
-    "EvalResult": ".metrics", "evaluate": ".metrics", "group_table": ".metrics",
+    "EvalResult": ".metrics",
+    "evaluate": ".metrics",
+    "group_table": ".metrics",
     "RunFolder": ".runfolder",
 }
 

@@ -24,17 +24,17 @@ from .subset import stratified_subset, subset_fraction
 
 DATA_HINTS = {
     "cifar10_lt": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
-                  "and extract it into that folder (giving <folder>/cifar-10-batches-py), or pass a "
-                  "JPEG tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members "
-                  "(e.g. cifar10-jpeg.tar.xz)",
+    "and extract it into that folder (giving <folder>/cifar-10-batches-py), or pass a "
+    "JPEG tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members "
+    "(e.g. cifar10-jpeg.tar.xz)",
     "cifar100_lt": "download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
-                   "and extract it into that folder (giving <folder>/cifar-100-python), or pass a JPEG "
-                   "tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members",
+    "and extract it into that folder (giving <folder>/cifar-100-python), or pass a JPEG "
+    "tar archive with train/<class>/NNNN.jpg and test/<class>/NNNN.jpg members",
     "imagenet_lt": "put the ImageNet-2012 images under that folder together with the ImageNet-LT list "
-                   "files ImageNet_LT_train.txt and ImageNet_LT_test.txt (OLTR release, "
-                   "github.com/zhmiao/OpenLongTailRecognition-OLTR)",
+    "files ImageNet_LT_train.txt and ImageNet_LT_test.txt (OLTR release, "
+    "github.com/zhmiao/OpenLongTailRecognition-OLTR)",
     "inat2018": "put the iNaturalist 2018 images (github.com/visipedia/inat_comp) under that folder "
-                "with the list files iNaturalist18_train.txt and iNaturalist18_val.txt",
+    "with the list files iNaturalist18_train.txt and iNaturalist18_val.txt",
 }
 
 
@@ -51,18 +51,26 @@ def preflight(cfg: TrainConfig, needs_weights: bool = True) -> None:
             raise SetupError(f"--data-root {cfg.data_root} not found: {hint}")
     if is_clip(cfg.model):
         if cfg.dataset == "digits_lt":
-            raise SetupError("CLIP models need RGB images; use --dataset cifar10_lt/cifar100_lt/"
-                             "imagenet_lt/inat2018 with them")
+            raise SetupError(
+                "CLIP models need RGB images; use --dataset cifar10_lt/cifar100_lt/"
+                "imagenet_lt/inat2018 with them"
+            )
         if cfg.loss == "ldam":
-            raise SetupError("LDAM needs an unscaled cosine head; the CLIP models already carry a "
-                             "scale-25 cosine head (use --loss la, ce or vs)")
+            raise SetupError(
+                "LDAM needs an unscaled cosine head; the CLIP models already carry a "
+                "scale-25 cosine head (use --loss la, ce or vs)"
+            )
         if needs_weights and cfg.clip_weights is None:
-            raise SetupError(f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
-                             "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
-                             "nothing is downloaded")
+            raise SetupError(
+                f"--model {cfg.model} needs --clip-weights PATH: a local OpenAI/open_clip "
+                "ViT-B/16 checkpoint (e.g. ViT-B-16.pt from the OpenAI CLIP release); "
+                "nothing is downloaded"
+            )
         if needs_weights and not Path(cfg.clip_weights).is_file():
-            raise SetupError(f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
-                             "ViT-B/16 checkpoint there (nothing is downloaded)")
+            raise SetupError(
+                f"CLIP weights {cfg.clip_weights} not found: place a local OpenAI/open_clip "
+                "ViT-B/16 checkpoint there (nothing is downloaded)"
+            )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,8 +85,10 @@ def resolve_device(name: str) -> torch.device:
             raise SetupError(f"--device {name} asked for but CUDA is not available here (use --device cpu)")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise SetupError(f"--device {name} asked for but this machine has {count} CUDA device(s): "
-                             f"use cuda:0..cuda:{count - 1}")
+            raise SetupError(
+                f"--device {name} asked for but this machine has {count} CUDA device(s): "
+                f"use cuda:0..cuda:{count - 1}"
+            )
     return device
 
 
@@ -91,8 +101,10 @@ def check_runtime(cfg: TrainConfig, training: bool = True) -> torch.device:
         if cfg.amp == "fp16":
             raise SetupError("--amp fp16 needs a CUDA device; on the CPU use --amp bf16 or none")
         if training and cfg.prec == "amp":
-            raise SetupError("--prec amp (fp16 autocast with a GradScaler) needs a CUDA device; on the CPU "
-                             "use --prec fp16 or fp32")
+            raise SetupError(
+                "--prec amp (fp16 autocast with a GradScaler) needs a CUDA device; on the CPU "
+                "use --prec fp16 or fp32"
+            )
     if training and cfg.method != "sgd":
         try:
             resolve(cfg.impl, device)
@@ -131,8 +143,9 @@ def _load_data(cfg: TrainConfig) -> LongTailedData:
     except (OSError, tarfile.TarError, ListFileError) as exc:
         hint = DATA_HINTS.get(cfg.dataset, "")
         msg = " ".join(str(exc).split())  # one line
-        raise SetupError(f"cannot read {cfg.dataset} from {cfg.data_root}: {msg}"
-                         + (f" ({hint})" if hint else "")) from exc
+        raise SetupError(
+            f"cannot read {cfg.dataset} from {cfg.data_root}: {msg}" + (f" ({hint})" if hint else "")
+        ) from exc
 
 
 def run_thresholds(cfg: TrainConfig) -> GroupThresholds:
@@ -167,8 +180,10 @@ def build_run_model(cfg: TrainConfig, data: LongTailedData, from_checkpoint: boo
     if normed and not takes_normed:
         fc = model.fc
         if not isinstance(fc, nn.Linear):
-            raise SetupError(f"--loss ldam needs a linear head to replace by a cosine head; "
-                             f"{cfg.model} has {type(fc).__name__}")
+            raise SetupError(
+                f"--loss ldam needs a linear head to replace by a cosine head; "
+                f"{cfg.model} has {type(fc).__name__}"
+            )
         model.fc = NormedLinear(fc.in_features, fc.out_features)
     return apply_precision(model, cfg)
 
@@ -181,8 +196,9 @@ def build_criterion(cfg: TrainConfig, data: LongTailedData) -> LogitAdjustedLoss
     return LOSSES[cfg.loss](data.class_counts, reduction="none")
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: TrainConfig,
-                          data: LongTailedData) -> nn.Module:
+def model_from_checkpoint(
+    ckpt: dict[str, Any], path: str | Path, cfg: TrainConfig, data: LongTailedData
+) -> nn.Module:
     """The run's model with the checkpoint's weights; one-line :class:`CheckpointError` when the
     checkpoint does not belong to this model and data."""
     from .checkpoint import check_compatible
@@ -214,5 +230,6 @@ def clip_class_names(cfg: TrainConfig, data: LongTailedData) -> list[str]:
             f"the CLIP text head is initialised from 'a photo of a {{class}}.' prompts, but {len(ids)} of "
             f"{cfg.dataset}'s {len(names)} class names are folder ids ({', '.join(ids[:3])}, ...): give "
             "--class-names FILE (ImageNet: classnames.txt; iNaturalist 2018: categories.json), or "
-            "--allow-folder-names to use them anyway")
+            "--allow-folder-names to use them anyway"
+        )
     return names

@@ -35,9 +35,23 @@ _FIRST_LINE = MAGIC + str(FORMAT_VERSION).encode() + b"\n"
 _CHUNK = 1 << 20
 _DIGEST_LINE = re.compile(rb"sha256 ([0-9a-f]{64}) size ([0-9]{16})\n")  # what _digest_line writes
 # Everything Trainer.state() writes; eval and --resume rely on these.
-REQUIRED_KEYS = ("epoch", "global_step", "config", "model_name", "num_classes", "class_counts",
-                 "class_names", "model", "optimizer", "lr_scheduler", "rho_scheduler", "grad_scaler",
-                 "sampler_seed", "rng", "history")
+REQUIRED_KEYS = (
+    "epoch",
+    "global_step",
+    "config",
+    "model_name",
+    "num_classes",
+    "class_counts",
+    "class_names",
+    "model",
+    "optimizer",
+    "lr_scheduler",
+    "rho_scheduler",
+    "grad_scaler",
+    "sampler_seed",
+    "rng",
+    "history",
+)
 
 
 def _digest_line(hexdigest: str, size: int) -> bytes:
@@ -111,30 +125,41 @@ def _read_verified(fh: BinaryIO, path: Path) -> dict[str, Any]:
     if first.startswith(b"PK\x03\x04"):
         raise CheckpointError(
             f"checkpoint {path} was written by an older focalsam (format 1, without an integrity digest); "
-            f"this version reads format {FORMAT_VERSION} only: use the version that wrote it, or train again")
+            f"this version reads format {FORMAT_VERSION} only: use the version that wrote it, or train again"
+        )
     if not first.startswith(MAGIC) or not first.endswith(b"\n"):
-        raise CheckpointError(f"{path} is not a focalsam checkpoint (or its header is damaged): "
-                              f"pass a {CHECKPOINT_NAME} written by `focalsam train`")
-    version = first[len(MAGIC):-1].decode(errors="replace")
+        raise CheckpointError(
+            f"{path} is not a focalsam checkpoint (or its header is damaged): "
+            f"pass a {CHECKPOINT_NAME} written by `focalsam train`"
+        )
+    version = first[len(MAGIC) : -1].decode(errors="replace")
     if version != str(FORMAT_VERSION):
-        raise CheckpointError(f"checkpoint {path} has format {version!r}; this focalsam reads format "
-                              f"{FORMAT_VERSION}: use the focalsam version that wrote it")
+        raise CheckpointError(
+            f"checkpoint {path} has format {version!r}; this focalsam reads format "
+            f"{FORMAT_VERSION}: use the focalsam version that wrote it"
+        )
     fields = _DIGEST_LINE.fullmatch(fh.readline(128))  # byte-exact: a flipped bit never parses
     if fields is None:
-        raise CheckpointError(f"checkpoint {path} is corrupted (damaged digest header); it was not loaded: "
-                              "restore an intact copy or train again")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted (damaged digest header); it was not loaded: "
+            "restore an intact copy or train again"
+        )
     expected, size, start = fields[1].decode(), int(fields[2]), fh.tell()
     sha, seen = hashlib.sha256(), 0
     while chunk := fh.read(_CHUNK):
         sha.update(chunk)
         seen += len(chunk)
     if seen != size:
-        raise CheckpointError(f"checkpoint {path} is corrupted or truncated ({seen} payload bytes, its "
-                              f"header says {size}); it was not loaded: restore an intact copy or train "
-                              "again")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted or truncated ({seen} payload bytes, its "
+            f"header says {size}); it was not loaded: restore an intact copy or train "
+            "again"
+        )
     if sha.hexdigest() != expected:
-        raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match the digest "
-                              "written with it); it was not loaded: restore an intact copy or train again")
+        raise CheckpointError(
+            f"checkpoint {path} is corrupted (its SHA-256 does not match the digest "
+            "written with it); it was not loaded: restore an intact copy or train again"
+        )
     return torch.load(_Window(fh, start, size), map_location="cpu", weights_only=False)
 
 
@@ -144,8 +169,10 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> TrainConfig:
         cfg = TrainConfig.from_dict(ckpt["config"])
         validate_config(cfg)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} holds a config this focalsam version cannot use "
-                              f"({' '.join(str(exc).split())}); use the version that wrote it") from exc
+        raise CheckpointError(
+            f"checkpoint {path} holds a config this focalsam version cannot use "
+            f"({' '.join(str(exc).split())}); use the version that wrote it"
+        ) from exc
     return cfg
 
 
@@ -163,20 +190,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:  # OSError, and unpickling errors of many types
         raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("config"), dict):
-        raise CheckpointError(f"checkpoint {path} holds no training config: it was not written by "
-                              "`focalsam train` of this version")
+        raise CheckpointError(
+            f"checkpoint {path} holds no training config: it was not written by "
+            "`focalsam train` of this version"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: it was written by another "
-                              "focalsam version; use the version that wrote it")
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: it was written by another "
+            "focalsam version; use the version that wrote it"
+        )
     checkpoint_config(ckpt, path)
     return ckpt
 
 
 def rng_state() -> dict[str, Any]:
     """RNG states of python, numpy, torch (CPU) and every CUDA device."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -198,25 +228,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_compatible(ckpt: dict[str, Any], path: str | Path, model: str, num_classes: int,
-                     class_counts: Sequence[int] | None = None) -> None:
+def check_compatible(
+    ckpt: dict[str, Any],
+    path: str | Path,
+    model: str,
+    num_classes: int,
+    class_counts: Sequence[int] | None = None,
+) -> None:
     """Raise :class:`CheckpointError` when the checkpoint's model, class count or training class
     counts differ from this run's (checked before any training)."""
     if ckpt["model_name"] != model:
         raise CheckpointError(
-            f"checkpoint {path} holds model {ckpt['model_name']!r}, this run uses {model!r}")
+            f"checkpoint {path} holds model {ckpt['model_name']!r}, this run uses {model!r}"
+        )
     if ckpt["num_classes"] != num_classes:
         raise CheckpointError(
-            f"checkpoint {path} has {ckpt['num_classes']} classes, the data set has {num_classes}")
+            f"checkpoint {path} has {ckpt['num_classes']} classes, the data set has {num_classes}"
+        )
     if class_counts is not None and list(ckpt["class_counts"]) != list(class_counts):
         raise CheckpointError(
             f"checkpoint {path} was trained on class counts {list(ckpt['class_counts'])}, this data "
-            f"set has {list(class_counts)} (same --dataset/--imbalance-ratio needed)")
+            f"set has {list(class_counts)} (same --dataset/--imbalance-ratio needed)"
+        )
 
 
 # Settings a resumed run may change: where and how fast it runs, not what it computes.
-RESUME_MAY_CHANGE = frozenset({"device", "workers", "threads", "impl", "max_steps", "data_root",
-                               "clip_weights", "preset"})
+RESUME_MAY_CHANGE = frozenset(
+    {"device", "workers", "threads", "impl", "max_steps", "data_root", "clip_weights", "preset"}
+)
 
 
 def check_same_settings(ckpt: dict[str, Any], path: str | Path, config: dict[str, Any]) -> None:
@@ -229,4 +268,5 @@ def check_same_settings(ckpt: dict[str, Any], path: str | Path, config: dict[str
         if key not in RESUME_MAY_CHANGE and saved.get(key) != value:
             raise CheckpointError(
                 f"checkpoint {path} was trained with {key}={saved.get(key)!r}, this run asks for "
-                f"{value!r}; a resumed run keeps its settings (start a new run with another --out)")
+                f"{value!r}; a resumed run keeps its settings (start a new run with another --out)"
+            )

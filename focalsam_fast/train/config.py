@@ -104,8 +104,18 @@ class Preset:
 def _cifar_resnet(num: int, gamma: float, lam: float, rho: float, wd: float) -> Preset:
     return Preset(
         f"CIFAR-{num}-LT IR100, ResNet-32, 200 epochs (docs/spec.md §8)",
-        dict(dataset=f"cifar{num}_lt", model="resnet32", imbalance_ratio=100.0, epochs=200,
-             batch_size=64, lr=0.1, weight_decay=wd, rho=rho, gamma=gamma, lam=lam),
+        dict(
+            dataset=f"cifar{num}_lt",
+            model="resnet32",
+            imbalance_ratio=100.0,
+            epochs=200,
+            batch_size=64,
+            lr=0.1,
+            weight_decay=wd,
+            rho=rho,
+            gamma=gamma,
+            lam=lam,
+        ),
     )
 
 
@@ -113,8 +123,18 @@ def _clip(dataset: str, label: str, mode: str, gamma: float, lam: float, rho: fl
     lr = 0.01 if mode == "lift" else 0.001  # full fine-tuning uses lr 0.001 (docs/spec.md §8)
     return Preset(
         f"{label}, CLIP ViT-B/16 {mode.upper()}, 20 epochs, lr {lr}, {prec} (needs --clip-weights)",
-        dict(dataset=dataset, model=f"clip_vit_b16_{mode}", epochs=20, batch_size=128, lr=lr,
-             weight_decay=5e-4, rho=rho, gamma=gamma, lam=lam, prec=prec),
+        dict(
+            dataset=dataset,
+            model=f"clip_vit_b16_{mode}",
+            epochs=20,
+            batch_size=128,
+            lr=lr,
+            weight_decay=5e-4,
+            rho=rho,
+            gamma=gamma,
+            lam=lam,
+            prec=prec,
+        ),
     )
 
 
@@ -125,13 +145,32 @@ def _build_presets() -> dict[str, Preset]:
         "cifar100_resnet32": _cifar_resnet(100, 3.2, 0.8, 0.3, 1e-3),
         "imagenet_lt_resnet50": Preset(
             "ImageNet-LT, ResNet-50, 200 epochs, rho 0.1 then 0.2 (docs/spec.md §8)",
-            dict(dataset="imagenet_lt", model="resnet50", epochs=200, batch_size=256, lr=0.1,
-                 weight_decay=5e-4, rho=0.1, rho_steps=[0.1, 0.2], gamma=0.8, lam=0.8),
+            dict(
+                dataset="imagenet_lt",
+                model="resnet50",
+                epochs=200,
+                batch_size=256,
+                lr=0.1,
+                weight_decay=5e-4,
+                rho=0.1,
+                rho_steps=[0.1, 0.2],
+                gamma=0.8,
+                lam=0.8,
+            ),
         ),
         "inat2018_resnet50": Preset(
             "iNaturalist 2018, ResNet-50, 200 epochs (docs/spec.md §8)",
-            dict(dataset="inat2018", model="resnet50", epochs=200, batch_size=512, lr=0.2,
-                 weight_decay=2e-4, rho=0.2, gamma=2.0, lam=1.1),
+            dict(
+                dataset="inat2018",
+                model="resnet50",
+                epochs=200,
+                batch_size=512,
+                lr=0.2,
+                weight_decay=2e-4,
+                rho=0.2,
+                gamma=2.0,
+                lam=1.1,
+            ),
         ),
     }
     # precision: the CIFAR and ImageNet-LT CLIP scripts keep their default --prec fp16, iNat passes fp32
@@ -152,8 +191,9 @@ def _build_presets() -> dict[str, Preset]:
 PRESETS: dict[str, Preset] = _build_presets()
 
 
-def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None,
-                   base: TrainConfig | None = None) -> TrainConfig:
+def resolve_config(
+    preset: str | None = None, overrides: dict[str, Any] | None = None, base: TrainConfig | None = None
+) -> TrainConfig:
     """``base`` (default: the dataclass defaults), then the preset's values, then ``overrides``
     (explicitly given flags; ``None`` values are ignored).  Unknown presets raise ``ValueError``
     listing the valid names."""
@@ -187,8 +227,10 @@ class Bound:
         """E.g. ``an integer >= 1`` or ``a finite number in [0, 1)``."""
         kind = "an integer" if self.integer else "a finite number"
         if self.low is not None and self.high is not None:
-            return (f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
-                    f"{')' if self.high_open else ']'}")
+            return (
+                f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}"
+            )
         if self.low is not None:
             return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
         return kind
@@ -249,9 +291,16 @@ def choices() -> dict[str, tuple[str, ...]]:
     from ..kernels import IMPLS
     from ..models import MODELS
 
-    return {"method": METHODS, "loss": LOSS_NAMES, "amp": AMP_MODES, "prec": PRECISIONS,
-            "model": tuple(MODELS), "dataset": tuple(DATASETS), "impl": ("auto", *IMPLS),
-            "ccsam_perturb": ("head", "last")}
+    return {
+        "method": METHODS,
+        "loss": LOSS_NAMES,
+        "amp": AMP_MODES,
+        "prec": PRECISIONS,
+        "model": tuple(MODELS),
+        "dataset": tuple(DATASETS),
+        "impl": ("auto", *IMPLS),
+        "ccsam_perturb": ("head", "last"),
+    }
 
 
 def check_device_name(name: Any) -> None:
@@ -285,25 +334,38 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ValueError(f"{flag(name)} must be {bound.describe()}, got {value!r}")
     check_device_name(cfg.device)
     steps = cfg.rho_steps
-    if steps is not None and (not isinstance(steps, (list, tuple)) or len(steps) != 2
-                              or not all(RHO_STEP_BOUND.accepts(r) for r in steps)):
-        raise ValueError(f"--rho-steps takes 2 values, each {RHO_STEP_BOUND.describe()} (rho before / "
-                         f"after {SWITCH_FRACTION:.0%} of the epochs), got {steps!r}")
+    if steps is not None and (
+        not isinstance(steps, (list, tuple))
+        or len(steps) != 2
+        or not all(RHO_STEP_BOUND.accepts(r) for r in steps)
+    ):
+        raise ValueError(
+            f"--rho-steps takes 2 values, each {RHO_STEP_BOUND.describe()} (rho before / "
+            f"after {SWITCH_FRACTION:.0%} of the epochs), got {steps!r}"
+        )
     if cfg.train_fraction is not None and cfg.max_train_samples is not None:
-        raise ValueError(f"--train-fraction {cfg.train_fraction:g} and --max-train-samples "
-                         f"{cfg.max_train_samples} both set the training subset; give one of them")
+        raise ValueError(
+            f"--train-fraction {cfg.train_fraction:g} and --max-train-samples "
+            f"{cfg.max_train_samples} both set the training subset; give one of them"
+        )
     if (cfg.class_names is not None or cfg.allow_folder_names) and not is_clip(cfg.model):
         given = "--class-names" if cfg.class_names is not None else "--allow-folder-names"
-        raise ValueError(f"{given} sets the CLIP text head's prompts, but --model {cfg.model} has no "
-                         "text head (use a clip_vit_b16_* model, or drop the flag)")
+        raise ValueError(
+            f"{given} sets the CLIP text head's prompts, but --model {cfg.model} has no "
+            "text head (use a clip_vit_b16_* model, or drop the flag)"
+        )
     _check_group_thresholds(cfg.group_thresholds)
     _check_precision(cfg)
     if cfg.method == "ccsam" and cfg.ccsam_perturb == "last" and is_clip(cfg.model):
-        raise ValueError(f"--ccsam-perturb last perturbs a last stage, which --model {cfg.model} does not "
-                         "have (resnet32, resnet50 and digits_cnn do); use --ccsam-perturb head")
+        raise ValueError(
+            f"--ccsam-perturb last perturbs a last stage, which --model {cfg.model} does not "
+            "have (resnet32, resnet50 and digits_cnn do); use --ccsam-perturb head"
+        )
     if cfg.drw and cfg.loss == "la":
-        raise ValueError("--drw re-weights the loss per class; the LA loss takes no class weights "
-                         "(use --loss ce, ldam or vs with --drw)")
+        raise ValueError(
+            "--drw re-weights the loss per class; the LA loss takes no class weights "
+            "(use --loss ce, ldam or vs with --drw)"
+        )
 
 
 def _check_group_thresholds(value: Any) -> None:
@@ -311,11 +373,17 @@ def _check_group_thresholds(value: Any) -> None:
     ``TAIL..HEAD`` may be empty, never negative)."""
     if value is None:
         return
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(GROUP_THRESHOLD_BOUND.accepts(v) for v in value) and value[0] <= value[1] + 1)
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(GROUP_THRESHOLD_BOUND.accepts(v) for v in value)
+        and value[0] <= value[1] + 1
+    )
     if not ok:
-        raise ValueError("--group-thresholds takes 2 integers TAIL HEAD, each >= 0 with TAIL <= HEAD + 1 "
-                         f"(tail: n < TAIL, head: n > HEAD, medium: the rest), got {value!r}")
+        raise ValueError(
+            "--group-thresholds takes 2 integers TAIL HEAD, each >= 0 with TAIL <= HEAD + 1 "
+            f"(tail: n < TAIL, head: n > HEAD, medium: the rest), got {value!r}"
+        )
 
 
 def _check_precision(cfg: TrainConfig) -> None:
@@ -323,9 +391,13 @@ def _check_precision(cfg: TrainConfig) -> None:
     if cfg.prec == "fp32":
         return
     if not is_clip(cfg.model):
-        raise ValueError(f"--prec {cfg.prec} is the CLIP runs' precision (the released CLIP scripts' "
-                         f"--prec); --model {cfg.model} trains in fp32 (use --amp bf16 or fp16 for mixed "
-                         "precision)")
+        raise ValueError(
+            f"--prec {cfg.prec} is the CLIP runs' precision (the released CLIP scripts' "
+            f"--prec); --model {cfg.model} trains in fp32 (use --amp bf16 or fp16 for mixed "
+            "precision)"
+        )
     if cfg.amp != "none":
-        raise ValueError(f"--prec {cfg.prec} and --amp {cfg.amp} both set the precision; give --prec fp32 "
-                         "with --amp, or drop --amp (--prec amp is fp16 autocast with a GradScaler)")
+        raise ValueError(
+            f"--prec {cfg.prec} and --amp {cfg.amp} both set the precision; give --prec fp32 "
+            "with --amp, or drop --amp (--prec amp is fp16 autocast with a GradScaler)"
+        )

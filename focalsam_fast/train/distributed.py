@@ -67,9 +67,11 @@ def per_rank_batch(global_batch: int, world: int) -> int:
     if global_batch % world:
         lower, upper = global_batch // world * world, (global_batch // world + 1) * world
         near = f"{lower} or {upper}" if lower else str(upper)
-        raise SetupError(f"--batch-size {global_batch} is the global batch and must divide evenly over "
-                         f"{world} processes (each takes batch-size / {world}); use a multiple of {world}, "
-                         f"e.g. {near}")
+        raise SetupError(
+            f"--batch-size {global_batch} is the global batch and must divide evenly over "
+            f"{world} processes (each takes batch-size / {world}); use a multiple of {world}, "
+            f"e.g. {near}"
+        )
     return global_batch // world
 
 
@@ -137,13 +139,17 @@ def env_ranks(environ: Mapping[str, str] | None = None) -> Ranks | None:
         try:
             values[name] = int(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise SetupError(f"environment variable {name}={raw!r} is not an integer; start the ranks with "
-                             "torchrun or `focalsam train --nproc N`") from None
+            raise SetupError(
+                f"environment variable {name}={raw!r} is not an integer; start the ranks with "
+                "torchrun or `focalsam train --nproc N`"
+            ) from None
     ranks = Ranks(values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"], values["LOCAL_WORLD_SIZE"])
     if not (0 <= ranks.rank < ranks.world and 0 <= ranks.local_rank < ranks.local_world <= ranks.world):
-        raise SetupError(f"inconsistent launcher environment (RANK {ranks.rank}, WORLD_SIZE {ranks.world}, "
-                         f"LOCAL_RANK {ranks.local_rank}, LOCAL_WORLD_SIZE {ranks.local_world}); start the "
-                         "ranks with torchrun or `focalsam train --nproc N`")
+        raise SetupError(
+            f"inconsistent launcher environment (RANK {ranks.rank}, WORLD_SIZE {ranks.world}, "
+            f"LOCAL_RANK {ranks.local_rank}, LOCAL_WORLD_SIZE {ranks.local_world}); start the "
+            "ranks with torchrun or `focalsam train --nproc N`"
+        )
     return ranks
 
 
@@ -152,12 +158,16 @@ def rank_device(device: torch.device, ranks: Ranks) -> torch.device:
     if device.type != "cuda" or ranks.world == 1:
         return device
     if device.index is not None and ranks.local_world > 1:
-        raise SetupError(f"--device {device} names one GPU, but {ranks.local_world} processes run on this "
-                         "machine and each takes its own (cuda:<local rank>): pass --device cuda")
+        raise SetupError(
+            f"--device {device} names one GPU, but {ranks.local_world} processes run on this "
+            "machine and each takes its own (cuda:<local rank>): pass --device cuda"
+        )
     count = torch.cuda.device_count()
     if ranks.local_world > count:
-        raise SetupError(f"{ranks.local_world} processes on this machine need {ranks.local_world} GPUs (one "
-                         f"each); it has {count}: start at most {count} processes per machine")
+        raise SetupError(
+            f"{ranks.local_world} processes on this machine need {ranks.local_world} GPUs (one "
+            f"each); it has {count}: start at most {count} processes per machine"
+        )
     return torch.device("cuda", ranks.local_rank)
 
 
@@ -191,8 +201,9 @@ class DistRun:
 
     # ---------------------------------------------------------------------------- start and end
     @staticmethod
-    def start(ranks: Ranks, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S,
-              m_sharpness: bool = False) -> DistRun:
+    def start(
+        ranks: Ranks, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S, m_sharpness: bool = False
+    ) -> DistRun:
         """Join the process group from this rank's ``device`` (:func:`rank_device`; NCCL on CUDA,
         gloo on the CPU) with a ``timeout_s`` bound on every collective, and turn SIGTERM into
         :class:`Terminated`."""
@@ -207,11 +218,18 @@ class DistRun:
             torch.cuda.set_device(device)
         signal.signal(signal.SIGTERM, raise_terminated)
         try:
-            dist.init_process_group(backend, init_method=os.environ.get(ENV_INIT, "env://"), rank=ranks.rank,
-                                    world_size=ranks.world, timeout=timedelta(seconds=timeout_s))
+            dist.init_process_group(
+                backend,
+                init_method=os.environ.get(ENV_INIT, "env://"),
+                rank=ranks.rank,
+                world_size=ranks.world,
+                timeout=timedelta(seconds=timeout_s),
+            )
         except (RuntimeError, ValueError) as exc:
-            raise SetupError(f"rank {ranks.rank} could not join the other {ranks.world - 1} process(es) "
-                             f"({backend}): {one_line(exc)}") from exc
+            raise SetupError(
+                f"rank {ranks.rank} could not join the other {ranks.world - 1} process(es) "
+                f"({backend}): {one_line(exc)}"
+            ) from exc
         return DistRun(ranks, m_sharpness)
 
     def finish(self) -> None:
@@ -265,14 +283,16 @@ class DistRun:
             for buf in module.buffers():
                 dist.broadcast(buf, 0)
 
-    def gather_predictions(self, preds: np.ndarray, targets: np.ndarray, n: int,
-                           device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    def gather_predictions(
+        self, preds: np.ndarray, targets: np.ndarray, n: int, device: torch.device
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Predictions and targets of the whole evaluation set in data-set order, from each rank's
         share under an unshuffled ``DistributedSampler`` (see :func:`merge_shards`)."""
         if not self.active:
             return preds, targets
-        both = torch.stack([torch.as_tensor(preds, dtype=torch.int64),
-                            torch.as_tensor(targets, dtype=torch.int64)]).to(device)
+        both = torch.stack(
+            [torch.as_tensor(preds, dtype=torch.int64), torch.as_tensor(targets, dtype=torch.int64)]
+        ).to(device)
         parts = [torch.empty_like(both) for _ in range(self.world)]
         dist.all_gather(parts, both)
         merged = merge_shards(torch.stack(parts).cpu(), n).numpy()

@@ -48,21 +48,33 @@ HANDLED_EXITS = (0, 2, 130)  # codes whose rank printed its own message (focalsa
 def add_launch_flags(train: argparse.ArgumentParser) -> None:
     """``--nproc``, ``--m-sharpness`` and ``--dist-timeout`` (how the run is launched; not stored
     in the run's config)."""
-    train.add_argument("--nproc", type=int, metavar="N",
-                       help="train on N processes of this machine (DistributedDataParallel; gloo on the CPU, "
-                            "NCCL on CUDA: one GPU each); --batch-size stays the global batch and must "
-                            "divide by N; the same as torchrun --nproc_per_node N -m focalsam_fast.cli train")
-    train.add_argument("--m-sharpness", action="store_true",
-                       help="several processes: each perturbs with its own batch's gradient (the SAM "
-                            "paper's m-sharpness, m = per-process batch; 1 all-reduce per step) instead of "
-                            "the global batch's (the default, exact: 2 all-reduces); kept on --resume")
-    train.add_argument("--dist-timeout", type=float, metavar="SECONDS",
-                       help="several processes: the longest any process waits for the others "
-                            f"(default {DEFAULT_TIMEOUT_S:g})")
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N processes of this machine (DistributedDataParallel; gloo on the CPU, "
+        "NCCL on CUDA: one GPU each); --batch-size stays the global batch and must "
+        "divide by N; the same as torchrun --nproc_per_node N -m focalsam_fast.cli train",
+    )
+    train.add_argument(
+        "--m-sharpness",
+        action="store_true",
+        help="several processes: each perturbs with its own batch's gradient (the SAM "
+        "paper's m-sharpness, m = per-process batch; 1 all-reduce per step) instead of "
+        "the global batch's (the default, exact: 2 all-reduces); kept on --resume",
+    )
+    train.add_argument(
+        "--dist-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="several processes: the longest any process waits for the others "
+        f"(default {DEFAULT_TIMEOUT_S:g})",
+    )
 
 
-def rebuild_argv(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                 drop: Sequence[str] = ()) -> list[str]:
+def rebuild_argv(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, drop: Sequence[str] = ()
+) -> list[str]:
     """The command-line flags that give ``args`` back when parsed by ``parser`` (a parser whose
     ``argument_default`` is SUPPRESS, so ``args`` holds only the flags given), less ``drop``."""
     given = vars(args)
@@ -117,8 +129,11 @@ def _describe(rank: int, code: int) -> str:
 def _report(rank: int, code: int) -> int:
     """Print a line for a rank that ended without its own message; the launcher's exit code."""
     if code not in HANDLED_EXITS:
-        print(f"focalsam: error: {_describe(rank, code)}; every other rank was stopped", file=sys.stderr,
-              flush=True)
+        print(
+            f"focalsam: error: {_describe(rank, code)}; every other rank was stopped",
+            file=sys.stderr,
+            flush=True,
+        )
         return 2
     return code
 
@@ -138,8 +153,13 @@ def _watch(procs: Sequence[subprocess.Popen], grace_s: float) -> int:
         time.sleep(POLL_S)
 
 
-def launch(command: Sequence[str], nproc: int, grace_s: float = GRACE_S,
-           env: Mapping[str, str] | None = None, output: IO[bytes] | None = None) -> int:
+def launch(
+    command: Sequence[str],
+    nproc: int,
+    grace_s: float = GRACE_S,
+    env: Mapping[str, str] | None = None,
+    output: IO[bytes] | None = None,
+) -> int:
     """Run ``command`` as ranks ``0..nproc-1`` of one run (see the module docstring); returns the
     exit code: 0 when every rank succeeded, else the first failing rank's (130: interrupted).
     ``env``: the ranks' base environment (default this process's); ``output``: a file that gets
@@ -155,8 +175,11 @@ def launch(command: Sequence[str], nproc: int, grace_s: float = GRACE_S,
         signal.signal(signal.SIGTERM, terminated)
         try:
             for rank in range(nproc):
-                procs.append(subprocess.Popen(list(command), env=rank_env(rank, nproc, init, env),
-                                              stdout=output, stderr=output))
+                procs.append(
+                    subprocess.Popen(
+                        list(command), env=rank_env(rank, nproc, init, env), stdout=output, stderr=output
+                    )
+                )
             return _watch(procs, grace_s)
         except KeyboardInterrupt:  # Ctrl-C: the ranks got it too (same process group) and stop cleanly
             _let_finish(procs, min(2.0, grace_s))

@@ -84,22 +84,38 @@ def sampler_seed(seed: int) -> int:
     return 1_000_003 * seed + 17
 
 
-def make_loader(dataset: Any, cfg: TrainConfig, train: bool, generator: torch.Generator | None,
-                device: torch.device, sampler: Sampler | None = None,
-                batch_size: int | None = None) -> DataLoader:
+def make_loader(
+    dataset: Any,
+    cfg: TrainConfig,
+    train: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+    sampler: Sampler | None = None,
+    batch_size: int | None = None,
+) -> DataLoader:
     """Training loader (shuffled with ``generator``, which also seeds the workers) or test loader;
     a ``sampler`` (a rank's share) replaces the shuffling, ``batch_size`` the configured one."""
-    return DataLoader(dataset, batch_size=batch_size or cfg.batch_size, shuffle=train and sampler is None,
-                      sampler=sampler, generator=generator, num_workers=cfg.workers,
-                      pin_memory=device.type == "cuda", drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size or cfg.batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        generator=generator,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
 
 
 def set_threads(cfg: TrainConfig, device: torch.device, processes: int = 1) -> int:
     """Apply ``cfg.threads`` or the default of :mod:`~focalsam_fast.train.threads` (physical cores
     this process may use, shared by the ``processes`` ranks of this machine; one for the digits CNN
     on the CPU); returns the number set."""
-    threads = cfg.threads if cfg.threads is not None else max(
-        1, choose_threads(None, cfg.model, device.type) // processes)
+    threads = (
+        cfg.threads
+        if cfg.threads is not None
+        else max(1, choose_threads(None, cfg.model, device.type) // processes)
+    )
     torch.set_num_threads(threads)
     return threads
 
@@ -121,10 +137,17 @@ class Trainer:
     rank stops all of them here) and then wrap the model in DistributedDataParallel (:attr:`net`).
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path | None, resume: str | Path | None = None,
-                 log: Log = print, progress: bool | str | None = None,
-                 data: LongTailedData | None = None, progress_every_s: float = DEFAULT_EVERY_S,
-                 dist: DistRun | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path | None,
+        resume: str | Path | None = None,
+        log: Log = print,
+        progress: bool | str | None = None,
+        data: LongTailedData | None = None,
+        progress_every_s: float = DEFAULT_EVERY_S,
+        dist: DistRun | None = None,
+    ) -> None:
         self.dist = dist if dist is not None else DistRun()
         try:
             validate_config(cfg)
@@ -141,8 +164,11 @@ class Trainer:
             self.threads = set_threads(cfg, self.device, self.dist.ranks.local_world)
             preflight(cfg)
             if self.dist.main:
-                self.folder = (RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}") if out_dir is None
-                               else RunFolder.claim(out_dir, resume_from=resume))
+                self.folder = (
+                    RunFolder.claim_new(f"{cfg.dataset}-{cfg.method}")
+                    if out_dir is None
+                    else RunFolder.claim(out_dir, resume_from=resume)
+                )
             self._build(resume, data)
         except BaseException as exc:  # every rank learns the outcome before it raises
             error = exc
@@ -155,8 +181,10 @@ class Trainer:
             raise
         self.short_run = short_run_notes(cfg, self.data.train)
         if self.folder is not None and self.folder.removed_temp:
-            log(f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "
-                f"from {self.out_dir}")
+            log(
+                f"removed {len(self.folder.removed_temp)} temporary file(s) of an interrupted save "
+                f"from {self.out_dir}"
+            )
 
     def _build(self, resume: str | Path | None, data: LongTailedData | None) -> None:
         cfg = self.cfg
@@ -193,15 +221,18 @@ class Trainer:
         saved = bool(ckpt.get("distributed", {}).get("m_sharpness", False))
         if saved != self.dist.m_sharpness:
             was = "with" if saved else "without"
-            raise CheckpointError(f"checkpoint {path} was trained {was} --m-sharpness; a resumed run "
-                                  f"keeps its perturbation (resume {was} it, or start a new run with "
-                                  "another --out)")
+            raise CheckpointError(
+                f"checkpoint {path} was trained {was} --m-sharpness; a resumed run "
+                f"keeps its perturbation (resume {was} it, or start a new run with "
+                "another --out)"
+            )
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {path} does not fit this model/optimizer "
-                                  f"({cfg_summary(self.cfg)}): {exc}") from exc
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this model/optimizer ({cfg_summary(self.cfg)}): {exc}"
+            ) from exc
         self.lr_sched.load_state_dict(ckpt["lr_scheduler"])
         if self.rho_sched is not None and ckpt.get("rho_scheduler") is not None:
             self.rho_sched.load_state_dict(ckpt["rho_scheduler"])
@@ -254,6 +285,7 @@ class Trainer:
             def features() -> Tensor:
                 with autocast_for(self.device, amp):
                     return features_of(x).to(dtype)
+
             return features
 
         net = step_forward(self.net, self.dist.m_sharpness)
@@ -263,13 +295,16 @@ class Trainer:
                 return net(x)
 
         if self.cfg.method == "focalsam":  # the optimizer applies the loss itself (fused kernel)
+
             def logits() -> Tensor:
                 return forward().float()
+
             return logits
 
         def losses() -> tuple[Tensor, Tensor]:
             logits = forward()
             return criterion(logits.float(), y), logits
+
         return losses
 
     def epoch_steps(self, loader_len: int) -> int:
@@ -289,8 +324,13 @@ class Trainer:
         cfg = self.cfg
         if cfg.drw:
             apply_drw(self.criterion, self.data.class_counts, epoch, cfg.epochs)
-        sampler = ShardSampler(self.data.train, num_replicas=self.dist.world, rank=self.dist.rank,
-                               shuffle=True, seed=self.seed_base)
+        sampler = ShardSampler(
+            self.data.train,
+            num_replicas=self.dist.world,
+            rank=self.dist.rank,
+            shuffle=True,
+            seed=self.seed_base,
+        )
         sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.seed_base + epoch)  # the workers' seeds
         loader = make_loader(self.data.train, cfg, True, gen, self.device, sampler, self.rank_batch)
@@ -298,8 +338,16 @@ class Trainer:
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
-        bar = EpochProgress(epoch + 1, cfg.epochs, steps, self.progress, self.log, self.progress_every_s,
-                            later_epochs=cfg.epochs - epoch - 1, epoch_estimate=epoch_estimate)
+        bar = EpochProgress(
+            epoch + 1,
+            cfg.epochs,
+            steps,
+            self.progress,
+            self.log,
+            self.progress_every_s,
+            later_epochs=cfg.epochs - epoch - 1,
+            epoch_estimate=epoch_estimate,
+        )
         try:
             for x, y in loader:
                 x = x.to(self.device, non_blocking=True)
@@ -315,8 +363,12 @@ class Trainer:
         finally:
             bar.close()
         total_loss, correct, seen = self.dist.sum([total_loss, correct, seen], self.device)
-        return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
-                "train_samples": int(seen), "train_seconds": time.perf_counter() - started}
+        return {
+            "train_loss": total_loss / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
+            "train_samples": int(seen),
+            "train_seconds": time.perf_counter() - started,
+        }
 
     def train_step(self, x: Tensor, y: Tensor, epoch: int) -> tuple[float, Tensor | None]:
         """One optimizer step on the batch ``(x, y)`` (on the run's device): its mean loss and the
@@ -325,13 +377,15 @@ class Trainer:
         try:
             out = self.optimizer.step(self.closure(x, y), targets=y, grad_scaler=self.scaler)
         except FloatingPointError as exc:  # the SAM optimizers check their losses and gradients
-            raise DivergedError(f"training diverged at {where}: {exc}; start a new run with a "
-                                "lower --lr or --rho") from exc
+            raise DivergedError(
+                f"training diverged at {where}: {exc}; start a new run with a lower --lr or --rho"
+            ) from exc
         self.global_step += 1
         loss = float(out.loss)
         if not math.isfinite(loss):
-            raise DivergedError(f"training loss is {loss} at {where}; start a new run with a "
-                                "lower --lr or --rho")
+            raise DivergedError(
+                f"training loss is {loss} at {where}; start a new run with a lower --lr or --rho"
+            )
         return loss, out.logits
 
     @property
@@ -345,32 +399,39 @@ class Trainer:
         padding dropped), so the metrics are those of one process."""
         self.dist.sync_buffers(self.model)
         test = self.data.test
-        sampler = None if not self.dist.active else ShardSampler(
-            test, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=False)
+        sampler = (
+            None
+            if not self.dist.active
+            else ShardSampler(test, num_replicas=self.dist.world, rank=self.dist.rank, shuffle=False)
+        )
         loader = make_loader(test, self.cfg, False, None, self.device, sampler)
-        preds, targets = predict(self.model, loader, self.device, autocast_mode(self.cfg),
-                                 self.progress == "bar")
+        preds, targets = predict(
+            self.model, loader, self.device, autocast_mode(self.cfg), self.progress == "bar"
+        )
         preds, targets = self.dist.gather_predictions(preds, targets, len(test), self.device)
         return summarize(preds, targets, self.data.num_classes, self.data.groups)
 
     def write_config(self) -> None:
         """``config.json``: the resolved configuration plus derived settings (rank 0)."""
-        info = {**self.cfg.to_dict(), "resolved": {
-            "num_classes": self.data.num_classes,
-            "class_counts": list(self.data.class_counts),
-            "groups": self.data.groups,
-            "group_thresholds": self.data.thresholds.to_dict(),
-            "precision": precision_record(self.cfg),
-            "method_details": method_details(self.cfg, self.data),
-            "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
-            "device": str(self.device),
-            "threads": self.threads,
-            "processes": self.dist.world,
-            "per_process_batch": self.rank_batch,
-            "m_sharpness": self.dist.m_sharpness,
-            "train_samples": len(self.data.train),
-            "short_run": self.short_run,
-        }}
+        info = {
+            **self.cfg.to_dict(),
+            "resolved": {
+                "num_classes": self.data.num_classes,
+                "class_counts": list(self.data.class_counts),
+                "groups": self.data.groups,
+                "group_thresholds": self.data.thresholds.to_dict(),
+                "precision": precision_record(self.cfg),
+                "method_details": method_details(self.cfg, self.data),
+                "impl": getattr(self.optimizer, "impl", "torch.optim.SGD"),
+                "device": str(self.device),
+                "threads": self.threads,
+                "processes": self.dist.world,
+                "per_process_batch": self.rank_batch,
+                "m_sharpness": self.dist.m_sharpness,
+                "train_samples": len(self.data.train),
+                "short_run": self.short_run,
+            },
+        }
         atomic_write_text(json.dumps(info, indent=2) + "\n", self.out_dir / "config.json")
 
     def run(self) -> RunResult:
@@ -381,8 +442,10 @@ class Trainer:
             return self._run()
         except RuntimeError as exc:
             if self.dist.active and is_comm_error(exc):
-                raise PeerError(f"rank {self.dist.rank} lost contact with the other ranks (one of them "
-                                f"probably failed: see its error): {one_line(exc)}") from exc
+                raise PeerError(
+                    f"rank {self.dist.rank} lost contact with the other ranks (one of them "
+                    f"probably failed: see its error): {one_line(exc)}"
+                ) from exc
             raise
         finally:
             self.close()
@@ -407,10 +470,18 @@ class Trainer:
             rho = None if self.rho_sched is None else self.rho_sched.get_last_rho()[0]
             train = self.train_epoch(epoch, sum(session) / len(session) if session else None)
             result = self.evaluate()
-            record = {"epoch": epoch + 1, "lr": lr, "rho": rho, **train,
-                      "test_overall": result.overall, "test_head": result.head,
-                      "test_medium": result.medium, "test_tail": result.tail,
-                      "seconds": time.perf_counter() - t0, "global_step": self.global_step}
+            record = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "rho": rho,
+                **train,
+                "test_overall": result.overall,
+                "test_head": result.head,
+                "test_medium": result.medium,
+                "test_tail": result.tail,
+                "seconds": time.perf_counter() - t0,
+                "global_step": self.global_step,
+            }
             record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
             self.history.append(record)
             self.lr_sched.step()
@@ -432,9 +503,19 @@ class Trainer:
         finished run keeps it)."""
         data = self.data
         seconds = sum(h["seconds"] for h in self.history)
-        run = RunResult(self.cfg, self.out_dir, result, self.history, list(data.class_counts),
-                        list(data.class_names), data.groups, seconds,
-                        method_details(self.cfg, data), len(data.train), self.short_run)
+        run = RunResult(
+            self.cfg,
+            self.out_dir,
+            result,
+            self.history,
+            list(data.class_counts),
+            list(data.class_names),
+            data.groups,
+            seconds,
+            method_details(self.cfg, data),
+            len(data.train),
+            self.short_run,
+        )
         if self.dist.main:
             write_final(run)
         return run
@@ -449,14 +530,18 @@ def check_distributed(cfg: TrainConfig, dist: DistRun) -> int:
     global batch that does not divide, a method not exact on several ranks yet, or
     ``--m-sharpness`` where it means nothing (one process, SGD)."""
     if dist.m_sharpness and not dist.active:
-        raise SetupError("--m-sharpness perturbs each process with its own gradient; it needs several "
-                         "processes (--nproc N >= 2 or torchrun)")
+        raise SetupError(
+            "--m-sharpness perturbs each process with its own gradient; it needs several "
+            "processes (--nproc N >= 2 or torchrun)"
+        )
     if dist.m_sharpness and cfg.method == "sgd":
         raise SetupError("--m-sharpness sets how the SAM methods perturb; --method sgd has no perturbation")
     if dist.active and cfg.method not in DISTRIBUTED_METHODS:
-        raise SetupError(f"--method {cfg.method} does not run on several processes yet (its per-class "
-                         f"perturbations are not exact for the global batch under DDP); use one process, "
-                         f"or one of {', '.join(DISTRIBUTED_METHODS)}")
+        raise SetupError(
+            f"--method {cfg.method} does not run on several processes yet (its per-class "
+            f"perturbations are not exact for the global batch under DDP); use one process, "
+            f"or one of {', '.join(DISTRIBUTED_METHODS)}"
+        )
     return per_rank_batch(cfg.batch_size, dist.world)
 
 
@@ -468,16 +553,20 @@ def cfg_summary(cfg: TrainConfig) -> str:
 def epoch_line(record: dict[str, Any], epochs: int, eta: float | None = None) -> str:
     """One log line per epoch: step count, loss, test accuracy, time, training throughput and the
     run's ETA (``eta`` seconds; ``None``: not shown)."""
+
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}"
+
     rho = "" if record["rho"] is None else f" rho {record['rho']:.3g}"
     train_s = record.get("train_seconds")
     rate = f"  {record['train_samples'] / train_s:.1f} img/s" if train_s else ""
-    return (f"epoch {record['epoch']:>3}/{epochs}  step {record['global_step']}  lr {record['lr']:.4g}{rho}  "
-            f"loss {record['train_loss']:.4f}  test {pct(record['test_overall'])}% "
-            f"(head {pct(record['test_head'])} / med {pct(record['test_medium'])} / "
-            f"tail {pct(record['test_tail'])})  {record['seconds']:.1f}s{rate}"
-            + ("" if eta is None else f"  ETA {fmt_duration(eta)}"))
+    return (
+        f"epoch {record['epoch']:>3}/{epochs}  step {record['global_step']}  lr {record['lr']:.4g}{rho}  "
+        f"loss {record['train_loss']:.4f}  test {pct(record['test_overall'])}% "
+        f"(head {pct(record['test_head'])} / med {pct(record['test_medium'])} / "
+        f"tail {pct(record['test_tail'])})  {record['seconds']:.1f}s{rate}"
+        + ("" if eta is None else f"  ETA {fmt_duration(eta)}")
+    )
 
 
 def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -493,20 +582,39 @@ def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
 def write_final(run: RunResult) -> None:
     """``final.json`` / ``final.txt`` (overall, groups, per class) and the PNG plots."""
     out = run.out_dir
-    payload = {"method": run.config.method, "config": run.config.to_dict(),
-               "final": run.final.to_dict(), "class_counts": run.class_counts,
-               "class_names": run.class_names, "groups": run.groups,
-               "epochs_done": len(run.history), "train_seconds": run.seconds,
-               "train_samples": run.train_size, "short_run": run.notes, "best_epoch": best_epoch(run.history)}
+    payload = {
+        "method": run.config.method,
+        "config": run.config.to_dict(),
+        "final": run.final.to_dict(),
+        "class_counts": run.class_counts,
+        "class_names": run.class_names,
+        "groups": run.groups,
+        "epochs_done": len(run.history),
+        "train_seconds": run.seconds,
+        "train_samples": run.train_size,
+        "short_run": run.notes,
+        "best_epoch": best_epoch(run.history),
+    }
     atomic_write_text(json.dumps(payload, indent=2) + "\n", out / "final.json")
     best = payload["best_epoch"]
-    best_line = "" if best is None else (
-        f"\nbest test epoch {best['epoch']}: overall {100 * best['test_overall']:.1f}% (the table above "
-        "is the last epoch; the official scripts also log this best epoch, 'Best Prec@1')\n")
-    text = (group_table({run.config.method: run.final}, run.groups) + "\n\n"
-            + per_class_table(run.final, run.class_counts, run.class_names, run.groups) + "\n" + best_line)
+    best_line = (
+        ""
+        if best is None
+        else (
+            f"\nbest test epoch {best['epoch']}: overall {100 * best['test_overall']:.1f}% (the table above "
+            "is the last epoch; the official scripts also log this best epoch, 'Best Prec@1')\n"
+        )
+    )
+    text = (
+        group_table({run.config.method: run.final}, run.groups)
+        + "\n\n"
+        + per_class_table(run.final, run.class_counts, run.class_names, run.groups)
+        + "\n"
+        + best_line
+    )
     atomic_write_text(text, out / "final.txt")
-    plots.per_class_plot({run.config.method: run.final.per_class}, run.class_counts, run.groups,
-                         out / "per_class_accuracy.png")
+    plots.per_class_plot(
+        {run.config.method: run.final.per_class}, run.class_counts, run.groups, out / "per_class_accuracy.png"
+    )
     if run.history:
         plots.training_curves(run.history, out / "training_curves.png")

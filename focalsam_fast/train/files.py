@@ -24,8 +24,10 @@ os.umask(_UMASK)  # ... and put it back; outputs get the usual 0o666 & ~umask, n
 def output_error(path: str | Path, exc: OSError) -> OutputError:
     """The one-line :class:`OutputError` for an ``OSError`` raised while writing ``path``."""
     if exc.errno in DISK_FULL:
-        return OutputError(f"disk full while writing {path} (no partial file was left): free space "
-                           "on that disk or choose an --out folder on another one")
+        return OutputError(
+            f"disk full while writing {path} (no partial file was left): free space "
+            "on that disk or choose an --out folder on another one"
+        )
     reason = exc.strerror or str(exc)
     return OutputError(f"cannot write {path}: {reason}; choose a writable --out folder")
 

@@ -36,8 +36,12 @@ class ClosureSGD(torch.optim.SGD):
     the plain SGD update (what ``GradScaler.step`` calls).
     """
 
-    def step(self, closure: Closure | None = None, targets: Tensor | None = None,  # type: ignore[override]
-             grad_scaler: torch.amp.GradScaler | None = None) -> StepOutput | None:
+    def step(
+        self,
+        closure: Closure | None = None,
+        targets: Tensor | None = None,  # type: ignore[override]
+        grad_scaler: torch.amp.GradScaler | None = None,
+    ) -> StepOutput | None:
         if closure is None:
             return super().step()
         self.zero_grad()
@@ -78,6 +82,7 @@ class CCSAMSplit(NamedTuple):
 def _resnet_cifar_trunk(model: ResNetCifar) -> Callable[[Tensor], Tensor]:
     def trunk(x: Tensor) -> Tensor:
         return model.layer2(model.layer1(F.relu(model.bn1(model.conv1(x)))))
+
     return trunk
 
 
@@ -86,6 +91,7 @@ def _resnet50_trunk(model: ResNet50) -> Callable[[Tensor], Tensor]:
 
     def trunk(x: Tensor) -> Tensor:
         return b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x)))))))
+
     return trunk
 
 
@@ -99,17 +105,28 @@ def ccsam_split(model: nn.Module, perturb: str) -> CCSAMSplit:
     if perturb == "head":
         return CCSAMSplit(model.features, model.head, "head")
     if isinstance(model, ResNetCifar):
-        return CCSAMSplit(_resnet_cifar_trunk(model), nn.Sequential(model.layer3, SpatialMean(), model.fc),
-                          "layer3 + pool + head")
+        return CCSAMSplit(
+            _resnet_cifar_trunk(model),
+            nn.Sequential(model.layer3, SpatialMean(), model.fc),
+            "layer3 + pool + head",
+        )
     if isinstance(model, ResNet50):
         b = model.body
-        return CCSAMSplit(_resnet50_trunk(model), nn.Sequential(b.layer4, b.avgpool, nn.Flatten(), model.fc),
-                          "layer4 + pool + head")
+        return CCSAMSplit(
+            _resnet50_trunk(model),
+            nn.Sequential(b.layer4, b.avgpool, nn.Flatten(), model.fc),
+            "layer4 + pool + head",
+        )
     if isinstance(model, DigitsCNN):
-        return CCSAMSplit(model.body[:4], nn.Sequential(model.body[4:], SpatialMean(), model.fc),
-                          "second conv block + pool + head")
-    raise ValueError(f"CC-SAM perturb='last' has no last-layers split for {type(model).__name__} (it has one "
-                     "for ResNet-32, ResNet-50 and the digits CNN); use perturb='head'")
+        return CCSAMSplit(
+            model.body[:4],
+            nn.Sequential(model.body[4:], SpatialMean(), model.fc),
+            "second conv block + pool + head",
+        )
+    raise ValueError(
+        f"CC-SAM perturb='last' has no last-layers split for {type(model).__name__} (it has one "
+        "for ResNet-32, ResNet-50 and the digits CNN); use perturb='head'"
+    )
 
 
 def tail_threshold(cfg: TrainConfig, data: LongTailedData) -> float:
@@ -124,8 +141,9 @@ def ccsam_beta(cfg: TrainConfig, data: LongTailedData) -> float:
     return 0.3 if data.num_classes <= 10 else 0.5
 
 
-def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
-                    criterion: LogitAdjustedLoss) -> torch.optim.Optimizer:
+def build_optimizer(
+    cfg: TrainConfig, model: nn.Module, data: LongTailedData, criterion: LogitAdjustedLoss
+) -> torch.optim.Optimizer:
     """The optimizer of ``cfg.method`` over the trainable parameters of ``model``
     (SGD momentum/coupled weight decay as the base optimizer of every SAM method).
     ``cfg.ccsam_perturb``: what CC-SAM perturbs (:func:`ccsam_split`; its closure must return
@@ -141,17 +159,30 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, data: LongTailedData,
     if cfg.method == "sam":
         return SAM(params, **common)
     if cfg.method == "imbsam":
-        return ImbSAM(params, class_counts=counts, tail_threshold=tail_threshold(cfg, data),
-                      tail_weight=cfg.imbsam_tail_weight, **common)
+        return ImbSAM(
+            params,
+            class_counts=counts,
+            tail_threshold=tail_threshold(cfg, data),
+            tail_weight=cfg.imbsam_tail_weight,
+            **common,
+        )
     if cfg.method == "ccsam":
-        return CCSAM(params, head=ccsam_split(model, cfg.ccsam_perturb).layers, perturb=cfg.ccsam_perturb,
-                     class_counts=counts, noise_ratio=cfg.noise_ratio, beta=ccsam_beta(cfg, data),
-                     criterion=criterion, **common)
+        return CCSAM(
+            params,
+            head=ccsam_split(model, cfg.ccsam_perturb).layers,
+            perturb=cfg.ccsam_perturb,
+            class_counts=counts,
+            noise_ratio=cfg.noise_ratio,
+            beta=ccsam_beta(cfg, data),
+            criterion=criterion,
+            **common,
+        )
     if cfg.method == "focalsam":
         # criterion=: the closure returns logits and the fused loss kernel gives the per-sample
         # losses and both weighted logit gradients in one pass (no autograd loss graph)
-        return FocalSAM(params, class_counts=counts, gamma=cfg.gamma, lam=cfg.lam, criterion=criterion,
-                        **common)
+        return FocalSAM(
+            params, class_counts=counts, gamma=cfg.gamma, lam=cfg.lam, criterion=criterion, **common
+        )
     raise ValueError(f"unknown method {cfg.method!r}")
 
 
@@ -160,8 +191,11 @@ def method_details(cfg: TrainConfig, data: LongTailedData) -> dict[str, float | 
     if cfg.method == "focalsam":
         return {"rho": cfg.rho, "gamma": cfg.gamma, "lam": cfg.lam}
     if cfg.method == "imbsam":
-        return {"rho": cfg.rho, "tail_threshold": tail_threshold(cfg, data),
-                "tail_weight": cfg.imbsam_tail_weight}
+        return {
+            "rho": cfg.rho,
+            "tail_threshold": tail_threshold(cfg, data),
+            "tail_weight": cfg.imbsam_tail_weight,
+        }
     if cfg.method == "ccsam":
         return {"beta": ccsam_beta(cfg, data), "noise_ratio": cfg.noise_ratio, "perturb": cfg.ccsam_perturb}
     if cfg.method == "sam":

@@ -50,8 +50,14 @@ def autocast_for(device: torch.device, amp: str) -> AbstractContextManager:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
-            progress: bool | None = None, desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp: str = "none",
+    progress: bool | None = None,
+    desc: str = "eval",
+) -> tuple[np.ndarray, np.ndarray]:
     """``(predictions, targets)`` over ``loader`` in eval mode (argmax of the raw logits)."""
     from tqdm import tqdm
 
@@ -74,19 +80,27 @@ def _disable(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
-def summarize(preds: np.ndarray, targets: np.ndarray, num_classes: int,
-              groups: Mapping[str, Sequence[int]]) -> EvalResult:
+def summarize(
+    preds: np.ndarray, targets: np.ndarray, num_classes: int, groups: Mapping[str, Sequence[int]]
+) -> EvalResult:
     """Overall, group and per-class accuracy of ``preds`` against ``targets``."""
     acc = per_class_accuracy(preds, targets, num_classes)
     by_group = group_accuracy(acc, {g: list(groups.get(g, [])) for g in GROUPS})
     overall = float((preds == targets).mean()) if len(targets) else float("nan")
-    return EvalResult(overall, by_group["head"], by_group["medium"], by_group["tail"],
-                      [float(a) for a in acc], len(targets))
+    return EvalResult(
+        overall, by_group["head"], by_group["medium"], by_group["tail"], [float(a) for a in acc], len(targets)
+    )
 
 
-def evaluate(model: nn.Module, loader: DataLoader, num_classes: int,
-             groups: Mapping[str, Sequence[int]], device: torch.device, amp: str = "none",
-             progress: bool | None = None) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    groups: Mapping[str, Sequence[int]],
+    device: torch.device,
+    amp: str = "none",
+    progress: bool | None = None,
+) -> EvalResult:
     """Predict over ``loader`` and summarise (see :func:`summarize`)."""
     preds, targets = predict(model, loader, device, amp, progress)
     return summarize(preds, targets, num_classes, groups)
@@ -102,17 +116,20 @@ def group_table(results: Mapping[str, EvalResult], groups: Mapping[str, Sequence
     width = max(9, *(len(n) for n in names))
     header = f"{'accuracy %':<18}" + "".join(f"{n:>{width + 2}}" for n in names)
     lines = [header, "-" * len(header)]
-    rows = [("overall", "overall")] + [
-        (g, f"{g} ({len(groups.get(g, []))} cls)") for g in GROUPS
-    ]
+    rows = [("overall", "overall")] + [(g, f"{g} ({len(groups.get(g, []))} cls)") for g in GROUPS]
     for key, label in rows:
-        lines.append(f"{label:<18}" + "".join(
-            f"{_pct(getattr(results[n], key)):>{width + 2}}" for n in names))
+        lines.append(
+            f"{label:<18}" + "".join(f"{_pct(getattr(results[n], key)):>{width + 2}}" for n in names)
+        )
     return "\n".join(lines)
 
 
-def per_class_table(result: EvalResult, class_counts: Sequence[int], class_names: Sequence[str],
-                    groups: Mapping[str, Sequence[int]]) -> str:
+def per_class_table(
+    result: EvalResult,
+    class_counts: Sequence[int],
+    class_names: Sequence[str],
+    groups: Mapping[str, Sequence[int]],
+) -> str:
     """One line per class: index, name, training count, group, test accuracy."""
     group_of = {k: g for g in GROUPS for k in groups.get(g, [])}
     lines = [f"{'class':>5}  {'name':<16} {'train n':>8}  {'group':<6} {'acc %':>6}"]

@@ -27,14 +27,19 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
         plt.close(fig)
 
 
-def per_class_plot(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
-                   groups: Mapping[str, Sequence[int]], path: str | Path) -> None:
+def per_class_plot(
+    series: Mapping[str, Sequence[float]],
+    class_counts: Sequence[int],
+    groups: Mapping[str, Sequence[int]],
+    path: str | Path,
+) -> None:
     """Write :func:`per_class_figure` to ``path``."""
     _save(per_class_figure(series, class_counts, groups), path)
 
 
-def per_class_figure(series: Mapping[str, Sequence[float]], class_counts: Sequence[int],
-                     groups: Mapping[str, Sequence[int]]) -> plt.Figure:
+def per_class_figure(
+    series: Mapping[str, Sequence[float]], class_counts: Sequence[int], groups: Mapping[str, Sequence[int]]
+) -> plt.Figure:
     """Test accuracy of each class (one line per entry of ``series``, e.g. per method), classes
     sorted by training count (largest first) with the count on a log-scale second axis and the
     head/medium/tail groups shaded.  The legend sits below the axes, where it hides no point."""
@@ -47,8 +52,13 @@ def per_class_figure(series: Mapping[str, Sequence[float]], class_counts: Sequen
     for name, classes in groups.items():
         if classes:
             pos = sorted(rank[k] for k in classes)
-            counts_ax.axvspan(pos[0] - 0.5, pos[-1] + 0.5, color=GROUP_COLOURS.get(name, "#eeeeee"),
-                              label=f"{name} ({len(classes)})", zorder=0)
+            counts_ax.axvspan(
+                pos[0] - 0.5,
+                pos[-1] + 0.5,
+                color=GROUP_COLOURS.get(name, "#eeeeee"),
+                label=f"{name} ({len(classes)})",
+                zorder=0,
+            )
     counts_ax.bar(x, counts[order], color="grey", alpha=0.35, width=0.8, zorder=1)
     counts_ax.set_yscale("log")
     counts_ax.set_ylabel("training count (grey bars, log)")
@@ -62,8 +72,14 @@ def per_class_figure(series: Mapping[str, Sequence[float]], class_counts: Sequen
     ax.set_zorder(counts_ax.get_zorder() + 1)
     ax.patch.set_visible(False)
     handles = ax.get_legend_handles_labels()[0] + counts_ax.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(len(handles), 6),
-              fontsize=8, frameon=False)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=min(len(handles), 6),
+        fontsize=8,
+        frameon=False,
+    )
     ax.set_title("per-class accuracy vs class count")
     fig.tight_layout()
     return fig

@@ -53,12 +53,25 @@ class EpochProgress:
     the run's ETA.
     """
 
-    def __init__(self, epoch: int, epochs: int, steps: int, mode: str, log: Callable[[str], None],
-                 every_s: float = DEFAULT_EVERY_S, later_epochs: int = 0,
-                 epoch_estimate: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        epoch: int,
+        epochs: int,
+        steps: int,
+        mode: str,
+        log: Callable[[str], None],
+        every_s: float = DEFAULT_EVERY_S,
+        later_epochs: int = 0,
+        epoch_estimate: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.epoch, self.epochs, self.steps, self.mode, self.log = epoch, epochs, steps, mode, log
-        self.every_s, self.later_epochs, self.epoch_estimate, self.clock = (every_s, later_epochs,
-                                                                           epoch_estimate, clock)
+        self.every_s, self.later_epochs, self.epoch_estimate, self.clock = (
+            every_s,
+            later_epochs,
+            epoch_estimate,
+            clock,
+        )
         self.done, self.samples = 0, 0
         self.start = self.last_line = clock()
         self.bar: Any = None
@@ -86,9 +99,11 @@ class EpochProgress:
         epoch_left = per_step * (self.steps - self.done)
         full = self.epoch_estimate if self.epoch_estimate is not None else per_step * self.steps
         rate = self.samples / elapsed if elapsed > 0 else float("inf")
-        return (f"epoch {self.epoch}/{self.epochs}  step {self.done}/{self.steps} ({global_step} in all)  "
-                f"loss {loss:.4f}  {rate:.1f} img/s  ETA epoch {fmt_duration(epoch_left)}, "
-                f"run {fmt_duration(epoch_left + self.later_epochs * full)}")
+        return (
+            f"epoch {self.epoch}/{self.epochs}  step {self.done}/{self.steps} ({global_step} in all)  "
+            f"loss {loss:.4f}  {rate:.1f} img/s  ETA epoch {fmt_duration(epoch_left)}, "
+            f"run {fmt_duration(epoch_left + self.later_epochs * full)}"
+        )
 
     def close(self) -> None:
         """Remove the bar (if any)."""

@@ -40,8 +40,10 @@ def _is_open_file(fd: int, path: Path) -> bool:
 
 def held_run_message(folder: Path) -> str:
     """What to do with a folder that already holds a run's checkpoint."""
-    return (f"{folder} already holds a run ({CHECKPOINT_NAME}); continue it with "
-            f"`focalsam train --out {folder} --resume` or choose another --out")
+    return (
+        f"{folder} already holds a run ({CHECKPOINT_NAME}); continue it with "
+        f"`focalsam train --out {folder} --resume` or choose another --out"
+    )
 
 
 class RunFolder:
@@ -88,8 +90,10 @@ class RunFolder:
             except BlockingIOError:
                 pid = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise RunFolderError(f"run folder {path} is in use by another focalsam process (pid {pid}); "
-                                     "use a different --out or wait") from None
+                raise RunFolderError(
+                    f"run folder {path} is in use by another focalsam process (pid {pid}); "
+                    "use a different --out or wait"
+                ) from None
             if _is_open_file(fd, lock):
                 break
             os.close(fd)  # the lock file was removed (folder discarded) between open and flock
@@ -139,8 +143,9 @@ class RunFolder:
     def __enter__(self) -> RunFolder:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.release()
         else:

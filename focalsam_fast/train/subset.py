@@ -34,8 +34,10 @@ def dataset_labels(dataset: Any) -> np.ndarray:
     if targets is None and hasattr(dataset, "tensors"):
         targets = dataset.tensors[-1]
     if targets is None:
-        raise SetupError(f"cannot take a stratified training subset of {type(dataset).__name__}: it "
-                         "exposes no labels (targets); drop --train-fraction / --max-train-samples")
+        raise SetupError(
+            f"cannot take a stratified training subset of {type(dataset).__name__}: it "
+            "exposes no labels (targets); drop --train-fraction / --max-train-samples"
+        )
     return np.asarray(targets, dtype=np.int64).reshape(-1)
 
 
@@ -89,10 +91,15 @@ def short_run_notes(cfg: TrainConfig, train: Any) -> list[str]:
     """What makes a run shorter than the paper's setting, one phrase each (empty: none)."""
     notes = []
     if isinstance(train, TrainSubset):
-        how = (f"--train-fraction {cfg.train_fraction:g}" if cfg.train_fraction is not None
-               else f"--max-train-samples {cfg.max_train_samples}")
-        notes.append(f"stratified training subset of {len(train)}/{train.full_size} images ({how}, "
-                     f"every class kept, counts {min(train.counts)}..{max(train.counts)})")
+        how = (
+            f"--train-fraction {cfg.train_fraction:g}"
+            if cfg.train_fraction is not None
+            else f"--max-train-samples {cfg.max_train_samples}"
+        )
+        notes.append(
+            f"stratified training subset of {len(train)}/{train.full_size} images ({how}, "
+            f"every class kept, counts {min(train.counts)}..{max(train.counts)})"
+        )
     if cfg.max_steps_per_epoch is not None:
         notes.append(f"at most {_steps(cfg.max_steps_per_epoch)} per epoch (--max-steps-per-epoch)")
     if cfg.max_steps is not None:

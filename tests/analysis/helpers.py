@@ -48,8 +48,12 @@ def dense_hessian(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     theta = torch.cat([p.detach().reshape(-1) for _, p in named])
 
     def loss(t: Tensor) -> Tensor:
-        parts = dict(zip([n for n, _ in named],
-                         [c.view(s) for c, s in zip(t.split([s.numel() for s in shapes]), shapes)]))
+        parts = dict(
+            zip(
+                [n for n, _ in named],
+                [c.view(s) for c, s in zip(t.split([s.numel() for s in shapes]), shapes)],
+            )
+        )
         return ce(functional_call(model, parts, (x,)), y).mean()
 
     return torch.autograd.functional.hessian(loss, theta, vectorize=True)

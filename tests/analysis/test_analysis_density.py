@@ -18,7 +18,7 @@ def test_each_run_integrates_polynomials_up_to_degree_2m_minus_1_exactly() -> No
     theta, s = torch.linalg.eigh(tridiagonal(alpha[0], beta[0]))
     u = v[0] / v[0].norm()
     for p in range(2 * 6):
-        quad = float((s[0] ** 2 * theta ** p).sum())
+        quad = float((s[0] ** 2 * theta**p).sum())
         exact = float(u @ torch.linalg.matrix_power(a, p) @ u)
         assert abs(quad - exact) <= 1e-9 * max(1.0, abs(exact)), p
     assert int(lengths[0]) == 6
@@ -28,11 +28,17 @@ def test_slq_moments_match_the_exact_spectrum() -> None:
     eig = torch.cat([torch.rand(95, dtype=torch.float64), torch.tensor([3.0, 4.0, 5.0, 6.0, 8.0])])
     a = symmetric(eig)
     runs = 400
-    res = slq(lambda w: w @ a, 100, runs=runs, steps=10, dtype=torch.float64,
-              generator=torch.Generator().manual_seed(2))
+    res = slq(
+        lambda w: w @ a,
+        100,
+        runs=runs,
+        steps=10,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(2),
+    )
     for p in (1, 2, 3):
         per_run = np.array([np.dot(w, np.asarray(n) ** p) for n, w in zip(res.nodes, res.weights)])
-        exact = float((eig ** p).mean())
+        exact = float((eig**p).mean())
         assert abs(per_run.mean() - exact) <= 3 * per_run.std(ddof=1) / np.sqrt(runs), p
         assert res.moment(p) == float(per_run.mean())
     assert all(abs(sum(w) - 1) < 1e-12 for w in res.weights)

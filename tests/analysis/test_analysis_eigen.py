@@ -18,8 +18,15 @@ def _quadratic(n: int = 150) -> torch.Tensor:
 def test_top_k_of_quadratic_to_1e_6(method) -> None:
     a = _quadratic()
     exact = torch.linalg.eigvalsh(a).flip(0)[:3]
-    res = method(lambda v: v @ a, a.shape[0], k=3, tol=1e-10, max_iter=600,
-                 generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    res = method(
+        lambda v: v @ a,
+        a.shape[0],
+        k=3,
+        tol=1e-10,
+        max_iter=600,
+        generator=torch.Generator().manual_seed(1),
+        dtype=torch.float64,
+    )
     assert res.converged
     torch.testing.assert_close(torch.tensor(res.eigenvalues, dtype=torch.float64), exact, rtol=1e-6, atol=0)
     assert max(res.residuals) <= 1e-10
@@ -45,8 +52,15 @@ def test_lambda_max_and_top_k_of_models_match_dense_hessian(case: str, cnn_case)
         dense = dense_hessian(model, x, y)
     exact = torch.linalg.eigvalsh(dense).flip(0)
     op = operator(model, x, y, chunk=len(y))
-    res = lanczos_top_k(op.matvec, op.dim, k=2, tol=1e-10, max_iter=op.dim, dtype=torch.float64,
-                        generator=torch.Generator().manual_seed(0))
+    res = lanczos_top_k(
+        op.matvec,
+        op.dim,
+        k=2,
+        tol=1e-10,
+        max_iter=op.dim,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(0),
+    )
     got = torch.tensor(res.eigenvalues, dtype=torch.float64)
     torch.testing.assert_close(got, exact[:2], rtol=1e-6, atol=0)
     assert max(res.residuals) <= 1e-10
@@ -66,8 +80,18 @@ def test_power_iteration_lambda_max_of_softmax_model() -> None:
 
 def test_seeded_start_is_deterministic_and_bad_arguments_are_named() -> None:
     a = _quadratic(40)
-    runs = [lanczos_top_k(lambda v: v @ a, 40, k=2, tol=1e-3, max_iter=6, dtype=torch.float64,
-                          generator=torch.Generator().manual_seed(5)).eigenvalues for _ in range(2)]
+    runs = [
+        lanczos_top_k(
+            lambda v: v @ a,
+            40,
+            k=2,
+            tol=1e-3,
+            max_iter=6,
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(5),
+        ).eigenvalues
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
     with pytest.raises(ValueError, match=r"k must be in \[1, 40\]"):
         lanczos_top_k(lambda v: v @ a, 40, k=41)

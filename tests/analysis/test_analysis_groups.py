@@ -20,12 +20,15 @@ def test_select_groups_defaults_to_non_empty_groups_and_builds_class_groups() ->
     assert select_groups(GROUPS, 5, classes=[[3, 1], [4]]) == {"classes 3,1": [1, 3], "classes 4": [4]}
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"classes": [[0, 7]]}, "unknown class 7: this data set has classes 0..4"),
-    ({"groups": ["body"]}, "unknown group 'body'; valid: head, medium, tail"),
-    ({"groups": ["medium"]}, "group 'medium' has no classes in this data set"),
-    ({"groups": ["head"], "classes": [[0]]}, "either groups"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"classes": [[0, 7]]}, "unknown class 7: this data set has classes 0..4"),
+        ({"groups": ["body"]}, "unknown group 'body'; valid: head, medium, tail"),
+        ({"groups": ["medium"]}, "group 'medium' has no classes in this data set"),
+        ({"groups": ["head"], "classes": [[0]]}, "either groups"),
+    ],
+)
 def test_select_groups_errors_name_the_value_and_what_is_valid(kwargs: dict, message: str) -> None:
     with pytest.raises(AnalysisError, match=message) as info:
         select_groups(GROUPS, 5, **kwargs)
@@ -39,8 +42,9 @@ def test_group_hessian_equals_the_hessian_on_the_groups_samples_alone() -> None:
     gx, gy = group_samples(data, classes)
     mask = (y == 1) | (y == 3)
     assert torch.equal(gx, x[mask]) and torch.equal(gy, y[mask])
-    torch.testing.assert_close(operator(model, gx, gy).dense(), dense_hessian(model, x[mask], y[mask]),
-                               rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(
+        operator(model, gx, gy).dense(), dense_hessian(model, x[mask], y[mask]), rtol=1e-9, atol=1e-11
+    )
 
 
 def test_group_subset_is_seeded_and_an_empty_group_is_an_error() -> None:

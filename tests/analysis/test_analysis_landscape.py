@@ -17,8 +17,12 @@ def test_direction_filters_have_the_weights_filter_norms_and_1d_parameters_are_z
         if p.dim() <= 1:
             assert bool((dp == 0).all())
         else:
-            torch.testing.assert_close(dp.reshape(len(dp), -1).norm(dim=1),
-                                       p.detach().reshape(len(p), -1).norm(dim=1), rtol=1e-10, atol=0)
+            torch.testing.assert_close(
+                dp.reshape(len(dp), -1).norm(dim=1),
+                p.detach().reshape(len(p), -1).norm(dim=1),
+                rtol=1e-10,
+                atol=0,
+            )
     torch.testing.assert_close(d, filter_normalized_direction(op, torch.Generator().manual_seed(0)))
 
 

@@ -17,7 +17,7 @@ def test_mean_over_many_probes_within_3_standard_errors_of_exact_trace() -> None
     assert res.probes == len(res.samples) == 3000
     assert abs(res.estimate - float(a.trace())) <= 3 * res.stderr
     # Var(z^T A z) = 2 (||A||_F^2 - sum_i A_ii^2) for Rademacher z: the s.e. is close to its exact value
-    exact_se = math.sqrt(2 * float((a ** 2).sum() - (a.diagonal() ** 2).sum()) / 3000)
+    exact_se = math.sqrt(2 * float((a**2).sum() - (a.diagonal() ** 2).sum()) / 3000)
     assert res.stderr == pytest.approx(exact_se, rel=0.15)
 
 
@@ -25,8 +25,14 @@ def test_cnn_trace_unbiased_against_dense_hessian(cnn_case) -> None:
     model, x, y, dense = cnn_case
     exact = float(dense.trace())
     op = operator(model, x, y, chunk=len(y))
-    res = hutchinson_trace(op.matvec, op.dim, probes=400, batch=200, dtype=torch.float64,
-                           generator=torch.Generator().manual_seed(3))
+    res = hutchinson_trace(
+        op.matvec,
+        op.dim,
+        probes=400,
+        batch=200,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(3),
+    )
     assert abs(res.estimate - exact) <= 3 * res.stderr
     assert op.products == 400
 

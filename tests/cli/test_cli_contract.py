@@ -18,8 +18,10 @@ CUDA = torch.cuda.is_available()
 @pytest.fixture
 def nothing_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail loudly if a data set or model is built (the checks must come first)."""
+
     def built(*args, **kwargs):
         raise AssertionError("data or model was built before the flags were checked")
+
     for module in (engine, train_cmd, eval_cmd):
         monkeypatch.setattr(module, "build_data", built)
     monkeypatch.setattr(engine, "build_run_model", built)
@@ -74,8 +76,15 @@ if not CUDA:
 
 
 @pytest.mark.parametrize(("argv", "expected"), TRAIN_CASES, ids=[" ".join(a) for a, _ in TRAIN_CASES])
-def test_cli_train_bad_values(run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              nothing_built, argv: list[str], expected: str) -> None:
+def test_cli_train_bad_values(
+    run_cli,
+    error_line,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    nothing_built,
+    argv: list[str],
+    expected: str,
+) -> None:
     monkeypatch.chdir(tmp_path)  # default output folders would appear under ./runs
     line = error_line(run_cli("train", *argv, "--no-progress"))
     assert expected in line
@@ -87,12 +96,17 @@ def test_cli_train_bad_values(run_cli, error_line, tmp_path: Path, monkeypatch: 
 @pytest.mark.parametrize("make", ["file", "under_file", "proc"])
 def test_cli_train_wrong_out(run_cli, error_line, tmp_path: Path, nothing_built, make: str) -> None:
     (tmp_path / "file").write_text("not a folder")
-    out = {"file": tmp_path / "file", "under_file": tmp_path / "file" / "run",
-           "proc": Path("/proc/focalsam-out")}[make]
+    out = {
+        "file": tmp_path / "file",
+        "under_file": tmp_path / "file" / "run",
+        "proc": Path("/proc/focalsam-out"),
+    }[make]
     line = error_line(run_cli("train", "--out", str(out)))
-    expected = {"file": f"output folder {out} is a file, not a folder; choose another --out",
-                "under_file": f"cannot write {out}: Not a directory; choose a writable --out folder",
-                "proc": f"cannot write {out}: No such file or directory; choose a writable --out"}[make]
+    expected = {
+        "file": f"output folder {out} is a file, not a folder; choose another --out",
+        "under_file": f"cannot write {out}: Not a directory; choose a writable --out folder",
+        "proc": f"cannot write {out}: No such file or directory; choose a writable --out",
+    }[make]
     assert line.startswith(f"focalsam: error: {expected}")
     assert (tmp_path / "file").read_text() == "not a folder"
 
@@ -115,24 +129,34 @@ EVAL_CASES = [
     (["--batch-size", "x"], "argument --batch-size: invalid int value: 'x' (see `focalsam eval --help`)"),
 ]
 if not CUDA:
-    EVAL_CASES += [(["--device", "cuda"], "--device cuda asked for but CUDA is not available here"),
-                   (["--device", "cuda:1"], "--device cuda:1 asked for but CUDA is not available here")]
+    EVAL_CASES += [
+        (["--device", "cuda"], "--device cuda asked for but CUDA is not available here"),
+        (["--device", "cuda:1"], "--device cuda:1 asked for but CUDA is not available here"),
+    ]
 
 
 @pytest.mark.parametrize(("argv", "expected"), EVAL_CASES, ids=[" ".join(a) for a, _ in EVAL_CASES])
-def test_cli_eval_bad_values(run_cli, error_line, checkpoint: Path, nothing_built, argv: list[str],
-                             expected: str) -> None:
+def test_cli_eval_bad_values(
+    run_cli, error_line, checkpoint: Path, nothing_built, argv: list[str], expected: str
+) -> None:
     line = error_line(run_cli("eval", str(checkpoint), *argv))
     assert expected in line
     assert not (checkpoint.parent / "eval.json").exists()
 
 
 @pytest.mark.parametrize("make", ["file", "under_file", "proc"])
-def test_cli_eval_checks_out_before_evaluating(run_cli, error_line, checkpoint: Path, tmp_path: Path,
-                                               nothing_built, monkeypatch: pytest.MonkeyPatch,
-                                               make: str) -> None:
+def test_cli_eval_checks_out_before_evaluating(
+    run_cli,
+    error_line,
+    checkpoint: Path,
+    tmp_path: Path,
+    nothing_built,
+    monkeypatch: pytest.MonkeyPatch,
+    make: str,
+) -> None:
     def evaluated(*args, **kwargs):
         raise AssertionError("evaluated before checking --out")
+
     monkeypatch.setattr(eval_cmd, "evaluate", evaluated)
     (tmp_path / "file").write_text("x")
     out = {"file": tmp_path / "file", "under_file": tmp_path / "file" / "e", "proc": Path("/proc/e")}[make]

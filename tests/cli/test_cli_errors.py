@@ -12,8 +12,19 @@ from focalsam_fast.train.checkpoint import load_checkpoint, save_checkpoint
 
 def test_cli_missing_cifar_path(run_cli, error_line, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-cifar"
-    line = error_line(run_cli("train", "--dataset", "cifar10_lt", "--model", "resnet32",
-                                   "--data-root", str(missing), "--out", str(tmp_path / "o")))
+    line = error_line(
+        run_cli(
+            "train",
+            "--dataset",
+            "cifar10_lt",
+            "--model",
+            "resnet32",
+            "--data-root",
+            str(missing),
+            "--out",
+            str(tmp_path / "o"),
+        )
+    )
     assert str(missing) in line and "not found" in line and "cifar-10-python.tar.gz" in line
     assert not (tmp_path / "o").exists()
 
@@ -36,14 +47,31 @@ def test_cli_missing_data_paths(run_cli, error_line, tmp_path: Path, dataset: st
 def test_cli_missing_clip_weights(run_cli, error_line, tmp_path: Path) -> None:
     archive = tmp_path / "fake.tar"
     archive.write_bytes(b"")
-    line = error_line(run_cli("train", "--preset", "cifar10_clip_lift", "--data-root", str(archive),
-                                   "--clip-weights", str(tmp_path / "ViT-B-16.pt")))
+    line = error_line(
+        run_cli(
+            "train",
+            "--preset",
+            "cifar10_clip_lift",
+            "--data-root",
+            str(archive),
+            "--clip-weights",
+            str(tmp_path / "ViT-B-16.pt"),
+        )
+    )
     assert "ViT-B-16.pt not found" in line
 
 
-@pytest.mark.parametrize(("flag", "valid"), [
-    ("--preset", "cifar10_resnet32"), ("--method", "focalsam"), ("--loss", "ldam"),
-    ("--model", "resnet32"), ("--dataset", "cifar100_lt"), ("--amp", "bf16")])
+@pytest.mark.parametrize(
+    ("flag", "valid"),
+    [
+        ("--preset", "cifar10_resnet32"),
+        ("--method", "focalsam"),
+        ("--loss", "ldam"),
+        ("--model", "resnet32"),
+        ("--dataset", "cifar100_lt"),
+        ("--amp", "bf16"),
+    ],
+)
 def test_cli_unknown_names_list_valid_ones(run_cli, error_line, flag: str, valid: str) -> None:
     line = error_line(run_cli("train", flag, "nonsense"))
     assert "'nonsense'" in line and "valid:" in line and valid in line

@@ -20,11 +20,19 @@ def _files(out: Path) -> set[str]:
 @pytest.mark.parametrize("method", METHODS)
 def test_cli_each_method_few_steps(run_cli, tmp_path: Path, method: str) -> None:
     out = tmp_path / method
-    res = run_cli("train", "--method", method, "--epochs", "2", "--max-steps", "4", "--out", str(out),
-                  "--no-progress")
+    res = run_cli(
+        "train", "--method", method, "--epochs", "2", "--max-steps", "4", "--out", str(out), "--no-progress"
+    )
     assert res.code == 0, res.err
-    assert {"config.json", "metrics.jsonl", "final.json", "final.txt", "last.pt",
-            "per_class_accuracy.png", "training_curves.png"} <= _files(out)
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "final.json",
+        "final.txt",
+        "last.pt",
+        "per_class_accuracy.png",
+        "training_curves.png",
+    } <= _files(out)
     assert "head" in res.out and "medium" in res.out and "tail" in res.out
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == method and config["resolved"]["num_classes"] == 10
@@ -39,29 +47,42 @@ def test_cli_each_method_few_steps(run_cli, tmp_path: Path, method: str) -> None
 
 
 def test_cli_method_details_per_dataset(run_cli, tmp_path: Path) -> None:
-    res = run_cli("train", "--method", "imbsam", "--max-steps", "1", "--out", str(tmp_path / "i"),
-                  "--no-progress")
+    res = run_cli(
+        "train", "--method", "imbsam", "--max-steps", "1", "--out", str(tmp_path / "i"), "--no-progress"
+    )
     assert res.code == 0, res.err
     details = json.loads((tmp_path / "i" / "config.json").read_text())["resolved"]["method_details"]
     assert details["tail_threshold"] == 10.0  # the digits tail group (n < 10)
-    res = run_cli("train", "--method", "ccsam", "--max-steps", "1", "--out", str(tmp_path / "c"),
-                  "--no-progress")
+    res = run_cli(
+        "train", "--method", "ccsam", "--max-steps", "1", "--out", str(tmp_path / "c"), "--no-progress"
+    )
     details = json.loads((tmp_path / "c" / "config.json").read_text())["resolved"]["method_details"]
     assert details == {"beta": 0.3, "noise_ratio": 1e-6, "perturb": "head"}
-    res = run_cli("train", "--method", "ccsam", "--ccsam-perturb", "last", "--max-steps", "1", "--out",
-                  str(tmp_path / "l"), "--no-progress")
+    res = run_cli(
+        "train",
+        "--method",
+        "ccsam",
+        "--ccsam-perturb",
+        "last",
+        "--max-steps",
+        "1",
+        "--out",
+        str(tmp_path / "l"),
+        "--no-progress",
+    )
     assert res.code == 0, res.err
     assert "perturb last" in res.out
     config = json.loads((tmp_path / "l" / "config.json").read_text())
     assert config["ccsam_perturb"] == "last" and config["resolved"]["method_details"]["perturb"] == "last"
 
 
-@pytest.mark.parametrize("extra", [("--loss", "ldam", "--drw"), ("--loss", "vs", "--drw"),
-                                   ("--loss", "ce", "--rho-steps", "0.05", "0.1")])
+@pytest.mark.parametrize(
+    "extra",
+    [("--loss", "ldam", "--drw"), ("--loss", "vs", "--drw"), ("--loss", "ce", "--rho-steps", "0.05", "0.1")],
+)
 def test_cli_loss_variants(run_cli, tmp_path: Path, extra: tuple[str, ...]) -> None:
     out = tmp_path / "run"
-    res = run_cli("train", *extra, "--epochs", "5", "--batch-size", "128", "--out", str(out),
-                  "--no-progress")
+    res = run_cli("train", *extra, "--epochs", "5", "--batch-size", "128", "--out", str(out), "--no-progress")
     assert res.code == 0, res.err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 5
@@ -90,31 +111,73 @@ def test_cli_default_run_shortened(run_cli, tmp_path: Path) -> None:
 def test_cli_presets_listed(run_cli) -> None:
     res = run_cli("presets")
     assert res.code == 0
-    for name in ("digits", "cifar10_resnet32", "cifar100_resnet32", "imagenet_lt_resnet50",
-                 "inat2018_resnet50", "cifar10_clip_lift", "inat2018_clip_fft"):
+    for name in (
+        "digits",
+        "cifar10_resnet32",
+        "cifar100_resnet32",
+        "imagenet_lt_resnet50",
+        "inat2018_resnet50",
+        "cifar10_clip_lift",
+        "inat2018_clip_fft",
+    ):
         assert name in res.out
     assert "rho_steps=[0.1, 0.2]" in res.out
 
 
 def test_cli_preset_overridden_by_flags(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "p"
-    res = run_cli("train", "--preset", "cifar10_resnet32", "--dataset", "digits_lt", "--model", "digits_cnn",
-                  "--epochs", "1", "--max-steps", "1", "--gamma", "1.5", "--out", str(out), "--no-progress")
+    res = run_cli(
+        "train",
+        "--preset",
+        "cifar10_resnet32",
+        "--dataset",
+        "digits_lt",
+        "--model",
+        "digits_cnn",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--gamma",
+        "1.5",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert res.code == 0, res.err
     config = json.loads((out / "config.json").read_text())
     assert config["preset"] == "cifar10_resnet32"
     # from the preset (docs/spec.md §8 CIFAR-10 row) ...
     assert (config["lam"], config["rho"], config["weight_decay"], config["batch_size"], config["lr"]) == (
-        0.5, 0.2, 2e-4, 64, 0.1)
+        0.5,
+        0.2,
+        2e-4,
+        64,
+        0.1,
+    )
     # ... and overridden by explicit flags
     assert (config["gamma"], config["epochs"], config["dataset"], config["model"]) == (
-        1.5, 1, "digits_lt", "digits_cnn")
+        1.5,
+        1,
+        "digits_lt",
+        "digits_cnn",
+    )
 
 
 def test_cli_compare_side_by_side(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    res = run_cli("train", "--compare", "sgd,sam,focalsam", "--epochs", "1", "--max-steps", "3",
-                  "--out", str(out), "--no-progress")
+    res = run_cli(
+        "train",
+        "--compare",
+        "sgd,sam,focalsam",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "3",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert res.code == 0, res.err
     header = next(line for line in res.out.splitlines() if line.startswith("accuracy %"))
     assert header.split()[2:] == ["sgd", "sam", "focalsam"]
@@ -146,8 +209,18 @@ def test_cli_same_seed_same_initial_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", ["focalsam", "ccsam"])
 def test_cli_bf16_autocast_on_cpu(run_cli, tmp_path: Path, method: str) -> None:
-    res = run_cli("train", "--method", method, "--amp", "bf16", "--max-steps", "3", "--out",
-                  str(tmp_path / "bf16"), "--no-progress")
+    res = run_cli(
+        "train",
+        "--method",
+        method,
+        "--amp",
+        "bf16",
+        "--max-steps",
+        "3",
+        "--out",
+        str(tmp_path / "bf16"),
+        "--no-progress",
+    )
     assert res.code == 0, res.err
     record = json.loads((tmp_path / "bf16" / "metrics.jsonl").read_text().splitlines()[0])
     assert record["train_loss"] > 0 and record["test_overall"] is not None
@@ -164,8 +237,15 @@ def test_vs_and_imbsam_flags_reach_the_run(tmp_path) -> None:
 
     default = resolve_config(overrides={"loss": "vs"})
     assert (default.vs_gamma, default.vs_tau) == (0.05, 0.75)
-    cfg = resolve_config(overrides={"loss": "vs", "vs_gamma": 0.2, "vs_tau": 0.5, "method": "imbsam",
-                                    "imbsam_tail_weight": 2.0})
+    cfg = resolve_config(
+        overrides={
+            "loss": "vs",
+            "vs_gamma": 0.2,
+            "vs_tau": 0.5,
+            "method": "imbsam",
+            "imbsam_tail_weight": 2.0,
+        }
+    )
     data = build_data(cfg)
     crit = build_criterion(cfg, data)
     assert (crit.gamma, crit.tau) == (0.2, 0.5)

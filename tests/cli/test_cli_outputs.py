@@ -43,8 +43,10 @@ def test_cli_folder_in_use_is_refused(run_cli, error_line, tmp_path: Path) -> No
             if extra == ("--resume",):
                 assert "last.pt not found" in line  # nothing to resume yet
                 continue
-            assert line == (f"focalsam: error: run folder {out} is in use by another focalsam process "
-                            f"(pid {os.getpid()}); use a different --out or wait")
+            assert line == (
+                f"focalsam: error: run folder {out} is in use by another focalsam process "
+                f"(pid {os.getpid()}); use a different --out or wait"
+            )
         assert _names(out) == {LOCK_NAME}  # the loser wrote nothing
 
 
@@ -72,8 +74,9 @@ def test_cli_real_process_lock_then_sigkill_then_resume(run_cli, error_line, tmp
             proc.kill()
     (out / ".last.pt.x7k2m9.tmp").write_bytes(b"half a checkpoint")  # what a kill mid-save leaves
     done = load_checkpoint(out / "last.pt")
-    res = run_cli("train", "--out", str(out), "--resume", "--max-steps", str(done["global_step"] + 1),
-                  "--no-progress")
+    res = run_cli(
+        "train", "--out", str(out), "--resume", "--max-steps", str(done["global_step"] + 1), "--no-progress"
+    )
     assert res.code == 0, res.err
     # the planted file, and possibly one of the killed process's own interrupted saves
     assert re.search(r"removed [12] temporary file\(s\) of an interrupted save", res.err), res.err
@@ -85,14 +88,19 @@ def test_cli_held_run_points_to_resume(run_cli, error_line, tmp_path: Path) -> N
     out = tmp_path / "run"
     assert run_cli("train", *FAST, "--epochs", "1", "--out", str(out)).code == 0
     before = (out / "last.pt").read_bytes()
-    for argv in (("--out", str(out)), ("--out", str(out), "--epochs", "3"),
-                 ("--resume", str(tmp_path / "run" / "last.pt"), "--out", str(out / ".." / "run"))):
+    for argv in (
+        ("--out", str(out)),
+        ("--out", str(out), "--epochs", "3"),
+        ("--resume", str(tmp_path / "run" / "last.pt"), "--out", str(out / ".." / "run")),
+    ):
         res = run_cli("train", *FAST, *argv)
         if "--resume" in argv:  # the same checkpoint by another path: allowed
             assert res.code == 0, res.err
             continue
-        assert error_line(res) == (f"focalsam: error: {out} already holds a run (last.pt); continue it "
-                                       f"with `focalsam train --out {out} --resume` or choose another --out")
+        assert error_line(res) == (
+            f"focalsam: error: {out} already holds a run (last.pt); continue it "
+            f"with `focalsam train --out {out} --resume` or choose another --out"
+        )
     assert (out / "last.pt").read_bytes() == before
     other = tmp_path / "other"
     assert run_cli("train", *FAST, "--epochs", "1", "--out", str(other)).code == 0
@@ -100,8 +108,9 @@ def test_cli_held_run_points_to_resume(run_cli, error_line, tmp_path: Path) -> N
     assert f"{out} already holds a run" in line  # resuming another run's checkpoint into it: refused
 
 
-def test_cli_default_names_unique_in_one_second(run_cli, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_default_names_unique_in_one_second(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runfolder.time, "strftime", lambda fmt: "20260101-120000")  # the same second
     for _ in range(2):
@@ -112,12 +121,14 @@ def test_cli_default_names_unique_in_one_second(run_cli, tmp_path: Path,
         assert load_checkpoint(r / "last.pt")["global_step"] == 1 and _epochs(r) == [1]
 
 
-def test_cli_failed_default_run_leaves_no_empty_folder(run_cli, error_line, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_failed_default_run_leaves_no_empty_folder(
+    run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
 
     def unreadable(cfg):
         raise OSError(errno.EIO, "Input/output error")
+
     monkeypatch.setattr(engine, "build_data", unreadable)
     assert "Input/output error" in error_line(run_cli("train", *FAST))
     assert list((tmp_path / "runs").iterdir()) == []
@@ -133,19 +144,23 @@ def _save_fails_at(monkeypatch: pytest.MonkeyPatch, call: int, exc: OSError) -> 
             fh.write(b"\0" * 1000)
             raise exc
         return original(obj, fh, *args, **kwargs)
+
     monkeypatch.setattr(checkpoint.torch, "save", save)
 
 
-def test_cli_disk_full_mid_run_then_resume(run_cli, error_line, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_disk_full_mid_run_then_resume(
+    run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "full"
     with monkeypatch.context() as m:
         _save_fails_at(m, 2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         line = error_line(run_cli("train", *FAST, "--epochs", "3", "--out", str(out)), started=True)
-    assert line == (f"focalsam: error: disk full while writing {out / 'last.pt'} (no partial file was left): "
-                    "free space on that disk or choose an --out folder on another one; the last complete "
-                    f"epoch (1/3) is saved in {out / 'last.pt'}; continue with: focalsam train --out {out} "
-                    "--resume")
+    assert line == (
+        f"focalsam: error: disk full while writing {out / 'last.pt'} (no partial file was left): "
+        "free space on that disk or choose an --out folder on another one; the last complete "
+        f"epoch (1/3) is saved in {out / 'last.pt'}; continue with: focalsam train --out {out} "
+        "--resume"
+    )
     assert not [p for p in out.iterdir() if p.suffix == ".tmp"]
     assert load_checkpoint(out / "last.pt")["epoch"] == 1 and _epochs(out) == [1]
     res = run_cli("train", "--out", str(out), "--resume", "--no-progress")
@@ -154,11 +169,14 @@ def test_cli_disk_full_mid_run_then_resume(run_cli, error_line, tmp_path: Path,
 
 
 @pytest.mark.parametrize("errno_", [errno.ENOSPC, errno.EROFS])
-def test_cli_write_failure_at_start(run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    errno_: int) -> None:
+def test_cli_write_failure_at_start(
+    run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_: int
+) -> None:
     """The first write (config.json) fails at fsync: one line, no checkpoint, no temporary file."""
+
     def fsync(fd):
         raise OSError(errno_, os.strerror(errno_))
+
     monkeypatch.setattr(files.os, "fsync", fsync)
     out = tmp_path / "run"
     line = error_line(run_cli("train", *FAST, "--out", str(out)), started=True)
@@ -175,16 +193,23 @@ def test_cli_eval_disk_full(run_cli, error_line, tmp_path: Path, monkeypatch: py
 
     def fsync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(files.os, "fsync", fsync)
     line = error_line(run_cli("eval", str(out / "last.pt"), "--no-progress"))
     assert f"disk full while writing {out / 'eval.json'} (no partial file was left)" in line
     assert _names(out) == before
 
 
-@pytest.mark.parametrize("exc", [CorruptImageError("train/3/0042.jpg: image file is truncated; re-download"),
-                                 FloatingPointError("loss at w (first forward) is not finite")])
-def test_cli_failure_mid_run_says_how_to_resume(run_cli, error_line, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+@pytest.mark.parametrize(
+    "exc",
+    [
+        CorruptImageError("train/3/0042.jpg: image file is truncated; re-download"),
+        FloatingPointError("loss at w (first forward) is not finite"),
+    ],
+)
+def test_cli_failure_mid_run_says_how_to_resume(
+    run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
     """A data error (an OSError of the data package) or a divergence reported by the optimizer, in
     epoch 2: one line with the cause and the last complete epoch."""
     original, count = ClosureSGD.step, {"n": 0}
@@ -194,14 +219,17 @@ def test_cli_failure_mid_run_says_how_to_resume(run_cli, error_line, tmp_path: P
         if count["n"] == 4:  # first step of epoch 2
             raise exc
         return original(self, *args, **kwargs)
+
     monkeypatch.setattr(ClosureSGD, "step", step)
     out = tmp_path / "run"
     line = error_line(run_cli("train", *FAST, "--epochs", "3", "--out", str(out)), started=True)
     assert str(exc) in line
     if isinstance(exc, FloatingPointError):
         assert "training diverged at epoch 2, step 4" in line and "lower --lr or --rho" in line
-    assert line.endswith(f"the last complete epoch (1/3) is saved in {out / 'last.pt'}; "
-                         f"continue with: focalsam train --out {out} --resume")
+    assert line.endswith(
+        f"the last complete epoch (1/3) is saved in {out / 'last.pt'}; "
+        f"continue with: focalsam train --out {out} --resume"
+    )
 
 
 def test_cli_corrupted_and_older_checkpoints(run_cli, error_line, tmp_path: Path) -> None:

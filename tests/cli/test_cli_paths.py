@@ -28,13 +28,28 @@ def roots(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_cli_relative_paths_stored_absolute(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            roots: list[str]) -> None:
+def test_cli_relative_paths_stored_absolute(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, roots: list[str]
+) -> None:
     (tmp_path / "a" / "data").mkdir(parents=True)
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
-    res = run_cli("train", "--dataset", "cifar10_lt", "--model", "digits_cnn", "--data-root", "data",
-                  "--epochs", "2", "--max-steps", "2", "--out", "run", "--no-progress")
+    res = run_cli(
+        "train",
+        "--dataset",
+        "cifar10_lt",
+        "--model",
+        "digits_cnn",
+        "--data-root",
+        "data",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "2",
+        "--out",
+        "run",
+        "--no-progress",
+    )
     assert res.code == 0, res.err
     data = str(tmp_path / "a" / "data")
     assert roots == [data]
@@ -53,23 +68,41 @@ def test_cli_relative_paths_stored_absolute(run_cli, tmp_path: Path, monkeypatch
     assert roots[-1] == data
 
 
-def test_cli_eval_missing_recorded_data_names_the_flag(run_cli, error_line, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       roots: list[str]) -> None:
+def test_cli_eval_missing_recorded_data_names_the_flag(
+    run_cli, error_line, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, roots: list[str]
+) -> None:
     (tmp_path / "a" / "data").mkdir(parents=True)
     (tmp_path / "b").mkdir()
     run = tmp_path / "a" / "run"
-    assert run_cli("train", "--dataset", "cifar10_lt", "--model", "digits_cnn", "--data-root",
-                   str(tmp_path / "a" / "data"), "--epochs", "1", "--max-steps", "1", "--out", str(run),
-                   "--no-progress").code == 0
+    assert (
+        run_cli(
+            "train",
+            "--dataset",
+            "cifar10_lt",
+            "--model",
+            "digits_cnn",
+            "--data-root",
+            str(tmp_path / "a" / "data"),
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--out",
+            str(run),
+            "--no-progress",
+        ).code
+        == 0
+    )
     ckpt = load_checkpoint(run / "last.pt")
     ckpt["config"]["data_root"] = "data"  # as an older focalsam recorded a relative --data-root
     save_checkpoint(ckpt, run / "last.pt")
     monkeypatch.chdir(tmp_path / "b")
     line = error_line(run_cli("eval", str(run / "last.pt")))
-    assert line == ("focalsam: error: the data this checkpoint was trained on, data (a relative path, "
-                    "recorded by an older focalsam, read from the current folder), is not there; pass its "
-                    "location with --data-root PATH")
+    assert line == (
+        "focalsam: error: the data this checkpoint was trained on, data (a relative path, "
+        "recorded by an older focalsam, read from the current folder), is not there; pass its "
+        "location with --data-root PATH"
+    )
     (tmp_path / "a" / "data").rename(tmp_path / "moved")
     ckpt["config"]["data_root"] = str(tmp_path / "a" / "data")
     save_checkpoint(ckpt, run / "last.pt")

@@ -43,7 +43,8 @@ def test_cli_presets_mark_assumed_values(run_cli) -> None:
 
 def test_cli_presets_list_every_assumption_with_its_condition(run_cli) -> None:
     out = run_cli("presets").out
-    assert "* marks a value that rests on an assumption, not on the released scripts (docs/fidelity.md)" \
-        in out
+    assert (
+        "* marks a value that rests on an assumption, not on the released scripts (docs/fidelity.md)" in out
+    )
     for a in ASSUMPTIONS:
         assert f"  [{a.key}] {', '.join(a.fields)} with {a.when}: {a.reason}" in out

@@ -14,36 +14,68 @@ from focalsam_fast.cli.main import DEFAULT_PROGRESS_EVERY_S
 from focalsam_fast.train.progress import DEFAULT_EVERY_S
 
 REPO = Path(__file__).resolve().parents[2]
-STEP_LINE = re.compile(r"^epoch (\d+)/(\d+)  step (\d+)/(\d+) \((\d+) in all\)  loss \d+\.\d{4}  "
-                       r"[\d.]+ img/s  ETA epoch \S+, run \S+$")
-EPOCH_LINE = re.compile(r"^epoch +(\d+)/(\d+)  step (\d+)  lr .* loss \d+\.\d{4}  test .*  [\d.]+s  "
-                        r"[\d.]+ img/s  ETA \S+$")
+STEP_LINE = re.compile(
+    r"^epoch (\d+)/(\d+)  step (\d+)/(\d+) \((\d+) in all\)  loss \d+\.\d{4}  "
+    r"[\d.]+ img/s  ETA epoch \S+, run \S+$"
+)
+EPOCH_LINE = re.compile(
+    r"^epoch +(\d+)/(\d+)  step (\d+)  lr .* loss \d+\.\d{4}  test .*  [\d.]+s  "
+    r"[\d.]+ img/s  ETA \S+$"
+)
 
 
 def test_cli_progress_lines_through_a_pipe(tmp_path: Path) -> None:
     """A real process whose stderr is a pipe: no bar, one line per epoch, step lines inside."""
     code = "from focalsam_fast.cli.main import main; raise SystemExit(main())"
     proc = subprocess.run(
-        [sys.executable, "-c", code, "train", "--epochs", "3", "--max-steps-per-epoch", "4",
-         "--progress-every", "0", "--out", str(tmp_path / "run")],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            code,
+            "train",
+            "--epochs",
+            "3",
+            "--max-steps-per-epoch",
+            "4",
+            "--progress-every",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "\r" not in proc.stderr  # no tqdm bar
-    assert lines[0].startswith("training focalsam/la on digits_lt with digits_cnn for 3 epochs on cpu "
-                               "(1 CPU thread) -> ")
+    assert lines[0].startswith(
+        "training focalsam/la on digits_lt with digits_cnn for 3 epochs on cpu (1 CPU thread) -> "
+    )
     assert lines[1] == "short run, not the paper's setting: at most 4 steps per epoch (--max-steps-per-epoch)"
     epochs = [m.groups() for m in map(EPOCH_LINE.match, lines) if m]
     assert [(e, n, s) for e, n, s in epochs] == [("1", "3", "4"), ("2", "3", "8"), ("3", "3", "12")]
     steps = [m.groups() for m in map(STEP_LINE.match, lines) if m]
     assert [(int(e), int(s), int(g)) for e, _, s, _, g in steps] == [
-        (e, s, 4 * (e - 1) + s) for e in (1, 2, 3) for s in (1, 2, 3)]
+        (e, s, 4 * (e - 1) + s) for e in (1, 2, 3) for s in (1, 2, 3)
+    ]
     assert "short run, not the paper's setting" in proc.stdout
 
 
 def test_cli_progress_no_progress_keeps_epoch_lines(run_cli, tmp_path: Path) -> None:
-    res = run_cli("train", "--epochs", "12", "--max-steps-per-epoch", "2", "--progress-every", "0",
-                  "--no-progress", "--out", str(tmp_path / "a"))
+    res = run_cli(
+        "train",
+        "--epochs",
+        "12",
+        "--max-steps-per-epoch",
+        "2",
+        "--progress-every",
+        "0",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "a"),
+    )
     assert res.code == 0, res.err
     lines = res.err.splitlines()
     assert [int(m.group(1)) for m in map(EPOCH_LINE.match, lines) if m] == list(range(1, 13))  # every epoch
@@ -51,8 +83,18 @@ def test_cli_progress_no_progress_keeps_epoch_lines(run_cli, tmp_path: Path) -> 
 
 
 def test_cli_progress_quiet(run_cli, tmp_path: Path) -> None:
-    res = run_cli("train", "--epochs", "2", "--max-steps-per-epoch", "2", "--progress-every", "0", "--quiet",
-                  "--out", str(tmp_path / "q"))
+    res = run_cli(
+        "train",
+        "--epochs",
+        "2",
+        "--max-steps-per-epoch",
+        "2",
+        "--progress-every",
+        "0",
+        "--quiet",
+        "--out",
+        str(tmp_path / "q"),
+    )
     assert res.code == 0, res.err
     assert res.err == ""
     assert "head" in res.out and "outputs in" in res.out  # the results still print

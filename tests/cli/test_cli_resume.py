@@ -50,8 +50,9 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     monkeypatch.setattr(FocalSAM, "step", step)
 
 
-def test_cli_interrupt_then_resume_is_bitwise_identical(run_cli, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_interrupt_then_resume_is_bitwise_identical(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full, cut = tmp_path / "full", tmp_path / "Cut"  # upper case: the hint keeps paths as given
     assert run_cli("train", *ARGS, "--out", str(full)).code == 0
 
@@ -96,7 +97,11 @@ def test_cli_real_ctrl_c_keeps_checkpoint(tmp_path: Path) -> None:
     code = "from focalsam_fast.cli.main import main; raise SystemExit(main())"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "train", "--epochs", "500", "--out", str(out), "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out / "last.pt").exists():

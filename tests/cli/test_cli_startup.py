@@ -12,9 +12,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "torchvision", "numpy", "matplotlib", "sklearn", "tqdm", "open_clip", "PIL", "triton",
-         "focalsam_fast.data", "focalsam_fast.models", "focalsam_fast.kernels", "focalsam_fast.optim",
-         "focalsam_fast.train.engine", "focalsam_fast.cli.train_cmd", "focalsam_fast.cli.eval_cmd")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "matplotlib",
+    "sklearn",
+    "tqdm",
+    "open_clip",
+    "PIL",
+    "triton",
+    "focalsam_fast.data",
+    "focalsam_fast.models",
+    "focalsam_fast.kernels",
+    "focalsam_fast.optim",
+    "focalsam_fast.train.engine",
+    "focalsam_fast.cli.train_cmd",
+    "focalsam_fast.cli.eval_cmd",
+)
 PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -33,13 +48,27 @@ print(json.dumps({"code": code, "package_s": t1 - t0, "cli_s": t2 - t1,
 
 
 def _probe(*argv: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["eval", "--help"],
-                                  ["train", "--epochs", "x"], ["nonsense"], ["presets"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["eval", "--help"],
+        ["train", "--epochs", "x"],
+        ["nonsense"],
+        ["presets"],
+    ],
+)
 def test_cli_startup_imports_nothing_heavy(argv: list[str]) -> None:
     res = _probe(*argv)
     assert res["code"] in (0, 2)
@@ -48,5 +77,6 @@ def test_cli_startup_imports_nothing_heavy(argv: list[str]) -> None:
     # The command line's own cost on top of `import focalsam_fast` (measured ~0.03 s; generous bound
     # for a loaded machine).
     assert res["cli_s"] < 1.0, res
-    print(f"focalsam {' '.join(argv)}: import focalsam_fast {res['package_s']:.2f} s, "
-          f"cli {res['cli_s']:.3f} s")
+    print(
+        f"focalsam {' '.join(argv)}: import focalsam_fast {res['package_s']:.2f} s, cli {res['cli_s']:.3f} s"
+    )

@@ -49,9 +49,7 @@ def write_tar(path: Path, members: Mapping[str, bytes]) -> Path:
 
 
 @pytest.fixture
-def make_archive(
-    tmp_path: Path, tiny_members: dict[str, bytes]
-) -> Callable[..., Path]:
+def make_archive(tmp_path: Path, tiny_members: dict[str, bytes]) -> Callable[..., Path]:
     """``make(name, drop, extra, members)``: the tiny archive (or ``members``) without the members
     whose names start with one of ``drop`` and with the ``extra`` ones, written to ``tmp_path/name``
     (compression from the suffix)."""

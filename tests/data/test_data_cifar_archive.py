@@ -26,7 +26,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 pytestmark = pytest.mark.skipif(
     not ARCHIVE.is_file(),
     reason=f"CIFAR-10 JPEG archive not found at {ARCHIVE}: it is expected in the shared data folder next to "
-           "the repository (../shared/data/cifar10-jpeg.tar.xz)",
+    "the repository (../shared/data/cifar10-jpeg.tar.xz)",
 )
 
 

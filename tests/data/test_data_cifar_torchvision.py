@@ -69,8 +69,10 @@ def _error(root: Path) -> str:
         load_cifar_torchvision(root, 10, expected=SCALED)
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(f"{root / FOLDER}: ")
-    assert msg.endswith(f"extract cifar-10-python.tar.gz ({CIFAR10.url}) into {root}, "
-                        "or pass download=True where a network is up")
+    assert msg.endswith(
+        f"extract cifar-10-python.tar.gz ({CIFAR10.url}) into {root}, "
+        "or pass download=True where a network is up"
+    )
     return msg
 
 

@@ -17,7 +17,8 @@ from focalsam_fast.train.errors import SetupError
 LISTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lists"
 NEEDS_LISTS = pytest.mark.skipif(
     not (LISTS / "classnames.txt").is_file(),
-    reason=f"the official class-name lists are expected in {LISTS} (../shared/data/lists)")
+    reason=f"the official class-name lists are expected in {LISTS} (../shared/data/lists)",
+)
 
 
 @NEEDS_LISTS
@@ -58,8 +59,11 @@ def _data(names: list[str]) -> SimpleNamespace:
 def test_clip_head_refuses_folder_ids_unless_asked(tmp_path: Path) -> None:
     cfg = TrainConfig(model="clip_vit_b16_lift", dataset="imagenet_lt")
     folders = _data(["n01440764", "n01443537", "n01484850"])
-    with pytest.raises(SetupError, match=r"3 of imagenet_lt's 3 class names are folder ids \(n01440764.*"
-                                         r"--class-names"):
+    with pytest.raises(
+        SetupError,
+        match=r"3 of imagenet_lt's 3 class names are folder ids \(n01440764.*"
+        r"--class-names",
+    ):
         clip_class_names(cfg, folders)
     allowed = TrainConfig(model="clip_vit_b16_lift", dataset="imagenet_lt", allow_folder_names=True)
     assert clip_class_names(allowed, folders) == folders.class_names
@@ -67,7 +71,10 @@ def test_clip_head_refuses_folder_ids_unless_asked(tmp_path: Path) -> None:
     names.write_text("n01440764 tench\nn01443537 goldfish\nn01484850 great white shark\n")
     given = TrainConfig(model="clip_vit_b16_lift", dataset="imagenet_lt", class_names=str(names))
     assert [PROMPT.format(n) for n in clip_class_names(given, folders)] == [
-        "a photo of a tench.", "a photo of a goldfish.", "a photo of a great white shark."]
+        "a photo of a tench.",
+        "a photo of a goldfish.",
+        "a photo of a great white shark.",
+    ]
     wrong = TrainConfig(model="clip_vit_b16_lift", dataset="imagenet_lt", class_names=str(names))
     with pytest.raises(SetupError, match="has 3 names but the data set has 2 classes"):
         clip_class_names(wrong, _data(["n01440764", "n01443537"]))
@@ -79,8 +86,9 @@ def test_class_name_flags_need_a_clip_model() -> None:
     """Without a text head the flags would do nothing: refused, not ignored."""
     from focalsam_fast.train.config import validate_config
 
-    with pytest.raises(ValueError, match="--class-names sets the CLIP text head's prompts, but --model "
-                                         "resnet50"):
+    with pytest.raises(
+        ValueError, match="--class-names sets the CLIP text head's prompts, but --model resnet50"
+    ):
         validate_config(TrainConfig(model="resnet50", class_names="names.txt"))
     with pytest.raises(ValueError, match="--allow-folder-names"):
         validate_config(TrainConfig(allow_folder_names=True))

@@ -61,9 +61,14 @@ def test_per_class_and_group_accuracy(seed: int) -> None:
 
 # (data set, IR) -> (tail_below, head_above) of the official CIFAR code (ResNet and CLIP scripts).
 OFFICIAL = {
-    ("cifar10_lt", 100): (200, 1000), ("cifar10_lt", 10): (835, 2319), ("cifar10_lt", 50): (200, 1500),
-    ("cifar10_lt", 200): (100, 800), ("cifar100_lt", 100): (20, 100), ("cifar100_lt", 10): (99, 265),
-    ("cifar100_lt", 50): (20, 100), ("cifar100_lt", 200): (10, 60),
+    ("cifar10_lt", 100): (200, 1000),
+    ("cifar10_lt", 10): (835, 2319),
+    ("cifar10_lt", 50): (200, 1500),
+    ("cifar10_lt", 200): (100, 800),
+    ("cifar100_lt", 100): (20, 100),
+    ("cifar100_lt", 10): (99, 265),
+    ("cifar100_lt", 50): (20, 100),
+    ("cifar100_lt", 200): (10, 60),
 }
 
 
@@ -72,18 +77,25 @@ def test_thresholds_official_per_ratio(key: tuple[str, int], values: tuple[int, 
     th = thresholds_for(*key)
     assert (th.tail_below, th.head_above) == values and th.official
     assert f"IR {key[1]}" in th.source and "official" in th.describe()
-    assert th.to_dict() == {"tail_below": values[0], "head_above": values[1], "official": True,
-                            "source": th.source}
+    assert th.to_dict() == {
+        "tail_below": values[0],
+        "head_above": values[1],
+        "official": True,
+        "source": th.source,
+    }
 
 
-@pytest.mark.parametrize(("dataset", "ratio", "base"), [("cifar10_lt", 20.0, (200, 1000)),
-                                                         ("cifar100_lt", 37.5, (20, 100)),
-                                                         ("cifar10_lt", 1.0, (200, 1000))])
+@pytest.mark.parametrize(
+    ("dataset", "ratio", "base"),
+    [("cifar10_lt", 20.0, (200, 1000)), ("cifar100_lt", 37.5, (20, 100)), ("cifar10_lt", 1.0, (200, 1000))],
+)
 def test_thresholds_other_ratios_are_marked_assumed(dataset: str, ratio: float, base: tuple) -> None:
     th = thresholds_for(dataset, ratio)
     assert (th.tail_below, th.head_above) == base and not th.official
-    assert th.source == (f"{dataset} IR {ratio:g} has no official thresholds (the official code has IR 10, "
-                         "50, 100, 200); the IR-100 values are used")
+    assert th.source == (
+        f"{dataset} IR {ratio:g} has no official thresholds (the official code has IR 10, "
+        "50, 100, 200); the IR-100 values are used"
+    )
     assert th.describe().endswith(f"(assumed: {th.source})")
 
 
@@ -95,13 +107,22 @@ def test_thresholds_fixed_splits_ignore_the_ratio() -> None:
     assert (digits.tail_below, digits.head_above, digits.official) == (10, 50, False)
     with pytest.raises(ValueError) as info:
         thresholds_for("places_lt", 100.0)
-    assert str(info.value) == ("no group thresholds for data set 'places_lt'; valid: cifar100_lt, "
-                               "cifar10_lt, digits_lt, imagenet_lt, inat2018")
+    assert str(info.value) == (
+        "no group thresholds for data set 'places_lt'; valid: cifar100_lt, "
+        "cifar10_lt, digits_lt, imagenet_lt, inat2018"
+    )
 
 
-@pytest.mark.parametrize(("num", "ratio", "sizes"), [
-    (10, 10, [4, 3, 3]), (10, 50, [3, 5, 2]), (10, 200, [4, 3, 3]), (100, 10, [28, 42, 30]),
-    (100, 200, [40, 34, 26])])
+@pytest.mark.parametrize(
+    ("num", "ratio", "sizes"),
+    [
+        (10, 10, [4, 3, 3]),
+        (10, 50, [3, 5, 2]),
+        (10, 200, [4, 3, 3]),
+        (100, 10, [28, 42, 30]),
+        (100, 200, [40, 34, 26]),
+    ],
+)
 def test_thresholds_groups_on_the_released_counts(num: int, ratio: int, sizes: list[int]) -> None:
     """The groups the official code forms on the CIFAR-LT counts (docs/spec.md §7 profile), by size."""
     counts = imbalance_counts(5000 if num == 10 else 500, num, ratio)

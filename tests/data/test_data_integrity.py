@@ -40,8 +40,10 @@ def test_balanced_counts_pass_and_any_difference_fails(seed: int) -> None:
     counts[k] -= short
     names = [f"n{i}" for i in range(10)]
     msg = _message(counts, expected, class_names=names)
-    assert f"train split has {50_000 - short:,} of 50,000 training images: " \
-           f"class {k} (n{k}) has {5000 - short:,} of 5,000 training images;" in msg
+    assert (
+        f"train split has {50_000 - short:,} of 50,000 training images: "
+        f"class {k} (n{k}) has {5000 - short:,} of 5,000 training images;" in msg
+    )
     counts[k] = 5001
     msg = _message(counts, expected, class_names=names)
     assert f"class {k} (n{k}) has 5,001 of 5,000 training images" in msg
@@ -49,9 +51,11 @@ def test_balanced_counts_pass_and_any_difference_fails(seed: int) -> None:
 
 def test_many_bad_classes_name_three_and_count_the_rest() -> None:
     msg = _message([1, 2, 3, 4, 5, 6], ExpectedCounts(6, per_class=7), detail=lambda k: f"detail {k}")
-    assert "train split has 21 of 42 training images: class 0 has 1 of 7 training images (detail 0), " \
-           "class 1 has 2 of 7 training images (detail 1), class 2 has 3 of 7 training images (detail 2) " \
-           "and 3 more;" in msg
+    assert (
+        "train split has 21 of 42 training images: class 0 has 1 of 7 training images (detail 0), "
+        "class 1 has 2 of 7 training images (detail 1), class 2 has 3 of 7 training images (detail 2) "
+        "and 3 more;" in msg
+    )
     # Empty details add nothing.
     assert "class 0 has 1 of 7 training images, class 1" in _message(
         [1, 2, 3, 4, 5, 6], ExpectedCounts(6, per_class=7), detail=lambda k: ""
@@ -65,8 +69,10 @@ def test_class_number_and_totals() -> None:
     long_tailed = ExpectedCounts(4, total=10)  # total known, every class present
     check_class_counts("x", "train", [6, 2, 1, 1], long_tailed, FIX)
     assert "train split has 9 of 10 training images;" in _message([5, 2, 1, 1], long_tailed)
-    assert "train split has 10 of 10 training images: no training images in 2 classes (class 1, class 3);" \
+    assert (
+        "train split has 10 of 10 training images: no training images in 2 classes (class 1, class 3);"
         in _message([8, 0, 2, 0], long_tailed)
+    )
     check_class_counts("x", "train", [3, 1], ExpectedCounts(2), FIX)  # no sizes: every class present
     assert "has 3 of 3 training images: no training images in 1 class (class 1);" in _message(
         [3, 0], ExpectedCounts(2)
@@ -81,8 +87,18 @@ def test_one_line_on_the_command_line(
 
     path = make_archive()
     path.write_bytes(path.read_bytes()[:300])
-    code = main(["train", "--dataset", "cifar10_lt", "--data-root", str(path), "--out", str(tmp_path / "run"),
-                 "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "cifar10_lt",
+            "--data-root",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err, err
     assert err.startswith("focalsam: error: ")

@@ -34,8 +34,10 @@ def _counts(list_file: Path, num_classes: int) -> list[int]:
 def test_real_lists_match_their_published_sizes(name: str, tmp_path: Path) -> None:
     real = LISTS / name
     if not real.is_file():
-        pytest.skip(f"list file not found at {real}: it is expected in the shared data folder next to the "
-                    f"repository (../shared/data/lists/{name})")
+        pytest.skip(
+            f"list file not found at {real}: it is expected in the shared data folder next to the "
+            f"repository (../shared/data/lists/{name})"
+        )
     expected = STANDARD_COUNTS[name]
     counts = _counts(real, expected.num_classes)
     assert sum(counts) == REAL[name]
@@ -48,8 +50,10 @@ def test_real_lists_match_their_published_sizes(name: str, tmp_path: Path) -> No
     with pytest.raises(DataIntegrityError) as info:
         check_class_counts(cut, "test", _counts(cut, expected.num_classes), expected, "download it again")
     per_class = expected.per_class
-    assert f"test split has {REAL[name] - 1:,} of {REAL[name]:,} test images: class {last_label} has " \
-           f"{per_class - 1} of {per_class} test images; download it again" in str(info.value)
+    assert (
+        f"test split has {REAL[name] - 1:,} of {REAL[name]:,} test images: class {last_label} has "
+        f"{per_class - 1} of {per_class} test images; download it again" in str(info.value)
+    )
 
 
 def _image_root(tmp_path: Path, seed: int, test_lines: list[str]) -> Path:
@@ -91,14 +95,16 @@ def test_standard_training_list_total(tmp_path: Path, seed: int) -> None:
 
 
 @pytest.mark.parametrize(("name", "transform_set"), [("imagenet_lt", "imagenet"), ("inat2018", "inat2018")])
-def test_list_data_sets_default_to_their_own_transforms(name: str, transform_set: str, tmp_path: Path,
-                                                        seed: int) -> None:
+def test_list_data_sets_default_to_their_own_transforms(
+    name: str, transform_set: str, tmp_path: Path, seed: int
+) -> None:
     """``build_dataset`` without ``transform`` uses the data set's own set (iNat: its mean/std)."""
     rng = np.random.default_rng(seed)
     for k in range(2):
         Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
     (tmp_path / "train.txt").write_text("0.png 0\n1.png 1\n")
-    data = build_dataset(name, tmp_path, train_list="train.txt", test_list="train.txt",
-                         expected={"train": None, "test": None})
+    data = build_dataset(
+        name, tmp_path, train_list="train.txt", test_list="train.txt", expected={"train": None, "test": None}
+    )
     for split, train in ((data.train, True), (data.test, False)):
         assert repr(split.transform) == repr(build_transform(transform_set, train))

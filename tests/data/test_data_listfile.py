@@ -158,8 +158,9 @@ def test_missing_and_unreadable_images_are_counted_at_construction(image_root: P
     assert "\n" not in msg and msg.startswith(f"{lst}: under image root {image_root}, ")
     assert "2 of 5 listed images are missing: train/n001/gone.png (line 2), train/n009/x.png (line 4);" in msg
     assert "2 cannot be read: train/n002/empty.png (line 3, empty), train/n003 (line 5, not a file); " in msg
-    assert msg.endswith("extract the images so that <image root>/<listed path> exists for every line, "
-                        "or fix the list file")
+    assert msg.endswith(
+        "extract the images so that <image root>/<listed path> exists for every line, or fix the list file"
+    )
     # Unchecked, the data set builds and the bad image fails when read.
     ds = ListFileDataset(image_root, lst, check_files=False)
     with pytest.raises(CorruptImageError, match=r"gone\.png \(listed at .*damaged\.txt:2\)"):
@@ -183,8 +184,10 @@ def test_list_counts_against_expected(image_root: Path) -> None:
     with pytest.raises(DataIntegrityError) as info:
         ListFileDataset(image_root, lst, expected=ExpectedCounts(3, per_class=3), split="test")
     msg = str(info.value)
-    assert msg.startswith(f"{lst}: test split has 6 of 9 test images: class 1 has 2 of 3 test images, "
-                          "class 2 has 1 of 3 test images; the list file is truncated or not the standard")
+    assert msg.startswith(
+        f"{lst}: test split has 6 of 9 test images: class 1 has 2 of 3 test images, "
+        "class 2 has 1 of 3 test images; the list file is truncated or not the standard"
+    )
     none_in_3 = r"6 of 6 training images: no training images in 1 class \(class 3\)"
     with pytest.raises(DataIntegrityError, match=none_in_3):
         ListFileDataset(image_root, lst, num_classes=4, expected=ExpectedCounts(4, total=6))

@@ -56,8 +56,9 @@ def test_sampler_seeded_and_follows_prior(seed: int) -> None:
 def test_default_thresholds_follow_the_imbalance_ratio(monkeypatch, ratio: int, official: bool) -> None:
     """An API call without ``thresholds`` gets the data set's thresholds at its own ratio, not IR 100's."""
     counts = [5000, 3000, 900, 500, 300, 120, 90, 50, 20, 10]
-    monkeypatch.setitem(DATASETS, "cifar10_lt",
-                        lambda root, **options: ([], [], counts, [str(k) for k in range(10)]))
+    monkeypatch.setitem(
+        DATASETS, "cifar10_lt", lambda root, **options: ([], [], counts, [str(k) for k in range(10)])
+    )
     data = build_dataset("cifar10_lt", "unused", imb_ratio=ratio)
     assert data.thresholds == thresholds_for("cifar10_lt", ratio)
     assert data.thresholds.official is official

@@ -26,8 +26,11 @@ def _expected(name: str) -> tuple[list, list]:
     crop_flip = [T.RandomResizedCrop(224), T.RandomHorizontalFlip()]
     sets = {
         "cifar": ([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()], [], CIFAR),
-        "imagenet": ([*crop_flip, T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0)],
-                     [T.Resize(256), T.CenterCrop(224)], IMAGENET),
+        "imagenet": (
+            [*crop_flip, T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0)],
+            [T.Resize(256), T.CenterCrop(224)],
+            IMAGENET,
+        ),
         "inat2018": (crop_flip, [T.Resize(256), T.CenterCrop(224)], INAT),
         "clip": (crop_flip, [T.Resize(224), T.CenterCrop(224)], CLIP),
         "clip_inat2018": (crop_flip, [T.Resize(256), T.CenterCrop(224)], CLIP),
@@ -40,16 +43,24 @@ def _expected(name: str) -> tuple[list, list]:
 # Every preset of focalsam_fast.train.config.PRESETS -> its transform set (None: the digits arrays).
 PRESET_TRANSFORMS = {
     "digits": None,
-    "cifar10_resnet32": "cifar", "cifar100_resnet32": "cifar",
-    "imagenet_lt_resnet50": "imagenet", "inat2018_resnet50": "inat2018",
-    "cifar10_clip_lift": "clip", "cifar10_clip_fft": "clip", "cifar100_clip_lift": "clip",
-    "cifar100_clip_fft": "clip", "imagenet_lt_clip_lift": "clip", "imagenet_lt_clip_fft": "clip",
-    "inat2018_clip_lift": "clip_inat2018", "inat2018_clip_fft": "clip_inat2018",
+    "cifar10_resnet32": "cifar",
+    "cifar100_resnet32": "cifar",
+    "imagenet_lt_resnet50": "imagenet",
+    "inat2018_resnet50": "inat2018",
+    "cifar10_clip_lift": "clip",
+    "cifar10_clip_fft": "clip",
+    "cifar100_clip_lift": "clip",
+    "cifar100_clip_fft": "clip",
+    "imagenet_lt_clip_lift": "clip",
+    "imagenet_lt_clip_fft": "clip",
+    "inat2018_clip_lift": "clip_inat2018",
+    "inat2018_clip_fft": "clip_inat2018",
 }
 
 
 def describe(ops: list) -> list[tuple[str, dict[str, Any]]]:
     """Type and every public attribute (the constructor's parameters as torchvision stores them)."""
+
     def params(op: Any) -> dict[str, Any]:
         return {k: v for k, v in vars(op).items() if not k.startswith("_") and k != "training"}
 
@@ -88,13 +99,18 @@ def test_transforms_resize_bilinear_and_parameters_spelled_out(name: str) -> Non
 
 
 def test_transforms_only_imagenet_jitters() -> None:
-    jitter = {name for name in TRANSFORM_SETS
-              if any(isinstance(op, T.ColorJitter) for op in build_transform(name, True).transforms)}
+    jitter = {
+        name
+        for name in TRANSFORM_SETS
+        if any(isinstance(op, T.ColorJitter) for op in build_transform(name, True).transforms)
+    }
     assert jitter == {"imagenet"}
 
 
-@pytest.mark.parametrize(("name", "size", "resize"), [("clip", 32, 32), ("clip_inat2018", 32, 36),
-                                                      ("imagenet", 16, 18), ("cifar", 8, None)])
+@pytest.mark.parametrize(
+    ("name", "size", "resize"),
+    [("clip", 32, 32), ("clip_inat2018", 32, 36), ("imagenet", 16, 18), ("cifar", 8, None)],
+)
 def test_transforms_image_size_output(name: str, size: int, resize: int | None, seed: int) -> None:
     img = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     for train in (True, False):
@@ -118,11 +134,14 @@ def test_transforms_test_values_are_normalised_pixels(seed: int) -> None:
 def test_transforms_unknown_names_and_combinations() -> None:
     with pytest.raises(ValueError) as info:
         build_transform("mnist", train=True)
-    assert str(info.value) == ("unknown transform preset 'mnist'; valid: cifar, imagenet, inat2018, clip, "
-                               "clip_inat2018")
+    assert str(info.value) == (
+        "unknown transform preset 'mnist'; valid: cifar, imagenet, inat2018, clip, clip_inat2018"
+    )
     with pytest.raises(ValueError) as info:
         transform_for("digits_lt", True)
-    assert str(info.value) == ("no image transforms for --dataset digits_lt with a CLIP model; valid data "
-                               "sets for it: cifar100_lt, cifar10_lt, imagenet_lt, inat2018")
+    assert str(info.value) == (
+        "no image transforms for --dataset digits_lt with a CLIP model; valid data "
+        "sets for it: cifar100_lt, cifar10_lt, imagenet_lt, inat2018"
+    )
     with pytest.raises(ValueError, match="no image transforms for --dataset places_lt with a non-CLIP model"):
         transform_for("places_lt", False)

@@ -9,11 +9,31 @@ from __future__ import annotations
 
 import torch
 
-CASES = ("nan_first", "nan_middle", "nan_last", "posinf", "two_posinf", "posinf_at_target", "neginf",
-         "neginf_at_target", "all_neginf", "bad_label")
+CASES = (
+    "nan_first",
+    "nan_middle",
+    "nan_last",
+    "posinf",
+    "two_posinf",
+    "posinf_at_target",
+    "neginf",
+    "neginf_at_target",
+    "all_neginf",
+    "bad_label",
+)
 # cases whose special rows have a NaN softmax (max z' not finite) or a bad label: NaN gradient rows
-NAN_GRAD_CASES = frozenset({"nan_first", "nan_middle", "nan_last", "posinf", "two_posinf", "posinf_at_target",
-                            "all_neginf", "bad_label"})
+NAN_GRAD_CASES = frozenset(
+    {
+        "nan_first",
+        "nan_middle",
+        "nan_last",
+        "posinf",
+        "two_posinf",
+        "posinf_at_target",
+        "all_neginf",
+        "bad_label",
+    }
+)
 CLASSES = (1, 7, 100, 300, 8142)
 BATCHES = (1, 3, 70)
 
@@ -26,8 +46,9 @@ def special_rows(batch: int) -> list[int]:
     return sorted({0, batch - 1, *range(0, batch, 3)})
 
 
-def focal_inputs(case: str, batch: int, classes: int, dtype: torch.dtype,
-                 device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor | None]]:
+def focal_inputs(
+    case: str, batch: int, classes: int, dtype: torch.dtype, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor | None]]:
     """``(logits, targets, tables)`` for ``case``; ``tables`` holds coeff / scale / bias / margin /
     weight (``weight`` is given for ``batch == 3`` only, so both forms are covered)."""
     logits = 3 * torch.randn(batch, classes, dtype=dtype, device=device)
@@ -69,8 +90,9 @@ def focal_inputs(case: str, batch: int, classes: int, dtype: torch.dtype,
     return logits, targets, tables
 
 
-def one_special_per_position(classes: int, value: float, dtype: torch.dtype,
-                             device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def one_special_per_position(
+    classes: int, value: float, dtype: torch.dtype, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``classes`` rows; row i has ``value`` in column i (and, for +inf, a second +inf in column
     i + 1), so every column is once the first value of some lane / thread."""
     logits = 3 * torch.randn(classes, classes, dtype=dtype, device=device)

@@ -104,8 +104,22 @@ def lse_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("lse")
     (work / "lse.cpp").write_text(HOST_PROGRAM)
     exe = work / "lse"
-    subprocess.run([cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
-                    f"-I{COMMON}", str(work / "lse.cpp"), "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            cxx,
+            "-std=c++17",
+            "-O2",
+            "-ffp-contract=off",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{COMMON}",
+            str(work / "lse.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     return exe
 
 
@@ -146,6 +160,20 @@ def test_online_merge_is_torch_logsumexp(seed: int, lse_program: Path) -> None:
 def test_headers_compile_as_device_code(tmp_path: Path) -> None:
     nvcc = _compiler(("nvcc",))
     (tmp_path / "every.cu").write_text(DEVICE_PROGRAM)
-    subprocess.run([nvcc, "-std=c++17", "--expt-relaxed-constexpr", "--fmad=false", "-arch=sm_90",
-                    "-Werror", "all-warnings", f"-I{COMMON}", "-c", str(tmp_path / "every.cu"),
-                    "-o", str(tmp_path / "every.o")], check=True)
+    subprocess.run(
+        [
+            nvcc,
+            "-std=c++17",
+            "--expt-relaxed-constexpr",
+            "--fmad=false",
+            "-arch=sm_90",
+            "-Werror",
+            "all-warnings",
+            f"-I{COMMON}",
+            "-c",
+            str(tmp_path / "every.cu"),
+            "-o",
+            str(tmp_path / "every.o"),
+        ],
+        check=True,
+    )

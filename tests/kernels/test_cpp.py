@@ -76,6 +76,7 @@ def test_explicit_cuda_impl_without_gpu_names_the_reason() -> None:
 
 # ---- sq_norm ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_sq_norm_matches_reference(seed: int, dtype: torch.dtype, adaptive: bool) -> None:
@@ -122,6 +123,7 @@ def test_sq_norm_needs_a_tensor() -> None:
 
 
 # ---- perturb ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("adaptive", [False, True])
@@ -170,7 +172,8 @@ def test_perturb_empty_list_is_a_no_op() -> None:
 # ---- sgd_step --------------------------------------------------------------------------------
 
 SGD_CASES = [
-    c for c in itertools.product(
+    c
+    for c in itertools.product(
         (0.0, 0.9),  # momentum
         (0.0, 0.1),  # dampening
         (False, True),  # nesterov
@@ -187,17 +190,33 @@ SGD_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     ("momentum", "dampening", "nesterov", "maximize", "weight_decay", "first_step", "two_grads", "lr_tensor"),
-    SGD_CASES)
-def test_sgd_step_matches_reference(seed: int, dtype: torch.dtype, momentum: float, dampening: float,
-                                    nesterov: bool, maximize: bool, weight_decay: float, first_step: bool,
-                                    two_grads: bool, lr_tensor: bool) -> None:
+    SGD_CASES,
+)
+def test_sgd_step_matches_reference(
+    seed: int,
+    dtype: torch.dtype,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+    weight_decay: float,
+    first_step: bool,
+    two_grads: bool,
+    lr_tensor: bool,
+) -> None:
     params, grads = _rand(SGD_SIZES, dtype), _rand(SGD_SIZES, dtype)
     grads2 = _rand(SGD_SIZES, dtype) if two_grads else None
     bufs = _rand(SGD_SIZES, dtype)
     lr = 0.01 + 0.1 * torch.rand(()).item()
-    kw = {"lr": torch.tensor(lr, dtype=dtype) if lr_tensor else lr, "momentum": momentum,
-          "dampening": dampening, "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
-          "first_step": first_step}
+    kw = {
+        "lr": torch.tensor(lr, dtype=dtype) if lr_tensor else lr,
+        "momentum": momentum,
+        "dampening": dampening,
+        "weight_decay": weight_decay,
+        "nesterov": nesterov,
+        "maximize": maximize,
+        "first_step": first_step,
+    }
     ref_p, ref_b = [p.clone() for p in params], [b.clone() for b in bufs]
     grads_copy = [g.clone() for g in grads]
     reference.sgd_step(ref_p, grads, grads2, ref_b, **kw)
@@ -219,26 +238,46 @@ def test_sgd_steps_track_torch_optim_sgd(seed: int) -> None:
         for p, g in zip(params, grads):
             p.grad = g.clone()
         opt.step()
-        cpp.sgd_step(mine, grads, None, bufs, lr=0.05, momentum=0.9, dampening=0.0, weight_decay=1e-3,
-                     nesterov=True, maximize=False, first_step=step == 0)
+        cpp.sgd_step(
+            mine,
+            grads,
+            None,
+            bufs,
+            lr=0.05,
+            momentum=0.9,
+            dampening=0.0,
+            weight_decay=1e-3,
+            nesterov=True,
+            maximize=False,
+            first_step=step == 0,
+        )
     torch.testing.assert_close(mine, [p.detach() for p in params], **tolerances(torch.float32))
 
 
 # ---- lists longer than one launch table, layouts, errors -------------------------------------
 
+
 def test_more_tensors_than_one_launch_table(seed: int) -> None:
     sizes = [int(s) for s in torch.randint(0, 3000, (301,))]
     grads, params = _rand(sizes), _rand(sizes)
-    torch.testing.assert_close(cpp.sq_norm(grads, params), reference.sq_norm(grads, params),
-                               **tolerances(torch.float32))
+    torch.testing.assert_close(
+        cpp.sq_norm(grads, params), reference.sq_norm(grads, params), **tolerances(torch.float32)
+    )
     out, expected = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
     cpp.perturb(params, grads, out, 2.0, 0.1, adaptive=True)
     reference.perturb(params, grads, expected, 2.0, 0.1, adaptive=True)
     torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
     bufs, ref_p, ref_b = _rand(sizes), [p.clone() for p in params], None
     ref_b = [b.clone() for b in bufs]
-    kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": False,
-          "maximize": False, "first_step": False}
+    kw = {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "nesterov": False,
+        "maximize": False,
+        "first_step": False,
+    }
     cpp.sgd_step(params, grads, out, bufs, **kw)
     reference.sgd_step(ref_p, grads, expected, ref_b, **kw)
     torch.testing.assert_close(params, ref_p, **_elem_tol(torch.float32))
@@ -263,8 +302,15 @@ def test_uneven_tensor_lists_split_by_elements(seed: int, threads: int) -> None:
         reference.perturb(params, grads, expected, 2.0, 0.1)
         torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
         ref_p, ref_b = [p.clone() for p in params], [b.clone() for b in bufs]
-        kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": True,
-              "maximize": False, "first_step": False}
+        kw = {
+            "lr": 0.1,
+            "momentum": 0.9,
+            "dampening": 0.0,
+            "weight_decay": 1e-4,
+            "nesterov": True,
+            "maximize": False,
+            "first_step": False,
+        }
         cpp.sgd_step(params, grads, out, bufs, **kw)
         reference.sgd_step(ref_p, grads, expected, ref_b, **kw)
     finally:
@@ -281,15 +327,27 @@ def test_non_contiguous_read_only_inputs_and_channels_last(seed: int) -> None:
     cpp.perturb(params, grads, out, 3.0, 0.2)
     reference.perturb(params, grads, expected, 3.0, 0.2)
     torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
-    torch.testing.assert_close(cpp.sq_norm(grads, params), reference.sq_norm(grads, params),
-                               **tolerances(torch.float32))
+    torch.testing.assert_close(
+        cpp.sq_norm(grads, params), reference.sq_norm(grads, params), **tolerances(torch.float32)
+    )
 
 
 def test_bad_inputs_raise_actionable_errors() -> None:
     p = [torch.randn(4, 4)]
     with pytest.raises(ValueError, match=r"params\[0\].*updated in place.*contiguous"):
-        cpp.sgd_step([p[0].t()], p, None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                     nesterov=False, maximize=False, first_step=True)
+        cpp.sgd_step(
+            [p[0].t()],
+            p,
+            None,
+            [],
+            lr=0.1,
+            momentum=0.0,
+            dampening=0.0,
+            weight_decay=0.0,
+            nesterov=False,
+            maximize=False,
+            first_step=True,
+        )
     with pytest.raises(TypeError, match=r"grads\[1\] has dtype torch.float64"):
         cpp.sq_norm([torch.randn(3), torch.randn(3, dtype=torch.float64)])
     with pytest.raises(TypeError, match="int64"):
@@ -318,16 +376,22 @@ def test_native_module_checks_its_arguments() -> None:
 
 # ---- focal_loss ------------------------------------------------------------------------------
 
+
 def _tables(c: int, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    return {"coeff": torch.rand(c, dtype=dtype) * 1.2, "scale": 0.5 + torch.rand(c, dtype=dtype),
-            "bias": torch.randn(c, dtype=dtype), "margin": torch.rand(c, dtype=dtype)}
+    return {
+        "coeff": torch.rand(c, dtype=dtype) * 1.2,
+        "scale": 0.5 + torch.rand(c, dtype=dtype),
+        "bias": torch.randn(c, dtype=dtype),
+        "margin": torch.rand(c, dtype=dtype),
+    }
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("batch", "classes"), [(1, 8142), (37, 100), (5, 1)])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_focal_loss_matches_reference(seed: int, dtype: torch.dtype, batch: int, classes: int,
-                                      weighted: bool) -> None:
+def test_focal_loss_matches_reference(
+    seed: int, dtype: torch.dtype, batch: int, classes: int, weighted: bool
+) -> None:
     logits = 3 * torch.randn(batch, classes, dtype=dtype)
     present = torch.randperm(classes)[: max(1, classes // 7)]  # most classes absent from the batch
     targets = present[torch.randint(0, len(present), (batch,))]
@@ -352,8 +416,8 @@ def test_focal_loss_gradients_match_autograd(seed: int, dtype: torch.dtype, weig
         losses, grad_a, grad_b = cpp.focal_loss(logits.detach(), targets, **t, weight=weight)
         ref_losses = reference.focal_loss(logits, targets, **t, weight=weight)[0]
         cy = t["coeff"][targets]
-        ga, = torch.autograd.grad(((1 - cy) * ref_losses).sum() / batch, logits, retain_graph=True)
-        gb, = torch.autograd.grad((cy * ref_losses).sum() / batch, logits)
+        (ga,) = torch.autograd.grad(((1 - cy) * ref_losses).sum() / batch, logits, retain_graph=True)
+        (gb,) = torch.autograd.grad((cy * ref_losses).sum() / batch, logits)
         torch.testing.assert_close(losses, ref_losses.detach(), **_sample_loss_tol(dtype))
         torch.testing.assert_close(grad_a, ga, **_loss_tol(dtype))
         torch.testing.assert_close(grad_b, gb, **_loss_tol(dtype))

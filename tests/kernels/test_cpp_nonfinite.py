@@ -29,8 +29,12 @@ cpp = pytest.importorskip("focalsam_fast.kernels.cpp", reason="focalsam_fast._C_
 native = cpp.load("cpu")
 
 DTYPES = (torch.float32, torch.float64)
-_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-         torch.bfloat16: torch.int16}
+_BITS = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 
 
 def _tols(dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
@@ -42,8 +46,9 @@ def _tols(dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
     return {"rtol": FP32_LOSS_RTOL, "atol": FP32_LOSS_RTOL}, {"rtol": FP32_LOSS_RTOL, "atol": FP32_ATOL}
 
 
-def _assert_focal_close(got: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...],
-                        dtype: torch.dtype) -> None:
+def _assert_focal_close(
+    got: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...], dtype: torch.dtype
+) -> None:
     loss_tol, grad_tol = _tols(dtype)
     for g, r, tol in zip(got, ref, (loss_tol, grad_tol, grad_tol)):
         assert g.dtype == r.dtype and g.shape == r.shape
@@ -70,12 +75,14 @@ def isa(request: pytest.FixtureRequest) -> str:
 
 # ---- focal_loss: NaN, +-inf, bad labels ------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("classes", CLASSES)
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("case", CASES)
-def test_focal_loss_special_values_match_reference(seed: int, dtype: torch.dtype, classes: int, batch: int,
-                                                   case: str) -> None:
+def test_focal_loss_special_values_match_reference(
+    seed: int, dtype: torch.dtype, classes: int, batch: int, case: str
+) -> None:
     logits, targets, t = focal_inputs(case, batch, classes, dtype)
     got = cpp.focal_loss(logits, targets, **t)
     _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
@@ -92,12 +99,17 @@ def test_focal_loss_special_values_match_reference(seed: int, dtype: torch.dtype
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("classes", [7, 100, 300])
 @pytest.mark.parametrize("value", [NAN, INF], ids=["nan", "two_posinf"])
-def test_focal_loss_special_value_at_every_column(seed: int, dtype: torch.dtype, classes: int,
-                                                  value: float) -> None:
+def test_focal_loss_special_value_at_every_column(
+    seed: int, dtype: torch.dtype, classes: int, value: float
+) -> None:
     """Row i has the value in column i: every lane of the row reduction starts once with it."""
     logits, targets = one_special_per_position(classes, value, dtype)
-    t = {"coeff": torch.rand(classes, dtype=dtype), "scale": 0.5 + torch.rand(classes, dtype=dtype),
-         "bias": torch.randn(classes, dtype=dtype), "margin": torch.rand(classes, dtype=dtype)}
+    t = {
+        "coeff": torch.rand(classes, dtype=dtype),
+        "scale": 0.5 + torch.rand(classes, dtype=dtype),
+        "bias": torch.randn(classes, dtype=dtype),
+        "margin": torch.rand(classes, dtype=dtype),
+    }
     got = cpp.focal_loss(logits, targets, **t)
     _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
     assert got[1].isnan().all() and got[2].isnan().all()
@@ -109,25 +121,30 @@ def test_focal_loss_special_value_at_every_column(seed: int, dtype: torch.dtype,
 
 # ---- focal_loss: grad_scale (AMP) ------------------------------------------------------------
 
+
 def _tables(c: int) -> dict[str, torch.Tensor]:
-    return {"coeff": torch.rand(c), "scale": 0.5 + torch.rand(c), "bias": torch.randn(c),
-            "margin": torch.rand(c)}
+    return {
+        "coeff": torch.rand(c),
+        "scale": 0.5 + torch.rand(c),
+        "bias": torch.randn(c),
+        "margin": torch.rand(c),
+    }
 
 
 def test_focal_loss_grad_scale_keeps_small_fp16_gradients(seed: int) -> None:
     """fp16 logits, loss scale 2^16: each gradient is the fp32 value times the scale, rounded to
     fp16 once (half an fp16 ulp, 2^-11 relative; 2^-25 absolute below the normal range).  Entries
     of about 1 / (B C) = 1.7e-6 are fp16 subnormals: rounding them before scaling loses them."""
-    batch, classes, gs = 70, 8142, 2.0 ** 16
+    batch, classes, gs = 70, 8142, 2.0**16
     logits, targets = (3 * torch.randn(batch, classes)).half(), torch.randint(0, classes, (batch,))
     t = _tables(classes)
     losses, ga, gb = cpp.focal_loss(logits, targets, **t, grad_scale=gs)
     ref_losses, ref_ga, ref_gb = reference.focal_loss(logits.float(), targets, **t, grad_scale=gs)
-    tol = {"rtol": 1e-3, "atol": 2.0 ** -24}
+    tol = {"rtol": 1e-3, "atol": 2.0**-24}
     torch.testing.assert_close(ga.float(), ref_ga, **tol)
     torch.testing.assert_close(gb.float(), ref_gb, **tol)
     torch.testing.assert_close(losses.float(), ref_losses, rtol=1e-3, atol=0.0)  # losses are not scaled
-    assert (ga != 0).sum() >= 0.99 * (ref_ga.abs() >= 2.0 ** -14).sum()
+    assert (ga != 0).sum() >= 0.99 * (ref_ga.abs() >= 2.0**-14).sum()
     # the test discriminates: scaling the rounded unscaled gradient is far off
     unscaled = cpp.focal_loss(logits, targets, **t)
     assert torch.equal(unscaled[0], losses)
@@ -171,22 +188,25 @@ def _sgd_args(dtype: torch.dtype) -> tuple[list[torch.Tensor], ...]:
 @pytest.mark.parametrize("options", SGD_OPTIONS)
 @pytest.mark.parametrize("flag", [1.0, INF, NAN, -2.0])
 @pytest.mark.parametrize("lr_tensor", [False, True])
-def test_sgd_step_found_inf_writes_nothing(seed: int, isa: str, dtype: torch.dtype, options: dict,
-                                           flag: float, lr_tensor: bool) -> None:
+def test_sgd_step_found_inf_writes_nothing(
+    seed: int, isa: str, dtype: torch.dtype, options: dict, flag: float, lr_tensor: bool
+) -> None:
     params, grads, grads2, bufs = _sgd_args(dtype)
     params[1][0] = -0.0
     before_p, before_b = _bits(params), _bits(bufs)
     lr = torch.tensor(0.1, dtype=dtype) if lr_tensor else 0.1
-    cpp.sgd_step(params, grads, grads2, bufs, lr=lr, maximize=False, found_inf=torch.tensor([flag]),
-                 **options)
+    cpp.sgd_step(
+        params, grads, grads2, bufs, lr=lr, maximize=False, found_inf=torch.tensor([flag]), **options
+    )
     assert all(torch.equal(a, b) for a, b in zip(_bits(params), before_p))
     assert all(torch.equal(a, b) for a, b in zip(_bits(bufs), before_b))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("options", SGD_OPTIONS)
-def test_sgd_step_found_inf_zero_is_a_normal_step(seed: int, isa: str, dtype: torch.dtype,
-                                                  options: dict) -> None:
+def test_sgd_step_found_inf_zero_is_a_normal_step(
+    seed: int, isa: str, dtype: torch.dtype, options: dict
+) -> None:
     params, grads, grads2, bufs = _sgd_args(dtype)
     initial = [p.clone() for p in params]
     p2, b2 = [p.clone() for p in params], [b.clone() for b in bufs]
@@ -197,20 +217,25 @@ def test_sgd_step_found_inf_zero_is_a_normal_step(seed: int, isa: str, dtype: to
     assert _same_bits(params, p2) and _same_bits(bufs, b2)
     reference.sgd_step(ref_p, grads, grads2, ref_b, **kw)
     assert not any(torch.equal(p, q) for p, q in zip(params, initial) if p.numel())  # the step did write
-    elem_tol = {"rtol": FP64_RTOL, "atol": FP64_ATOL} if dtype == torch.float64 else {
-        "rtol": FP32_ELEM_RTOL, "atol": FP32_ATOL}
+    elem_tol = (
+        {"rtol": FP64_RTOL, "atol": FP64_ATOL}
+        if dtype == torch.float64
+        else {"rtol": FP32_ELEM_RTOL, "atol": FP32_ATOL}
+    )
     torch.testing.assert_close(params, ref_p, **elem_tol)
 
 
 # ---- perturb: norm not finite ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", (*DTYPES, torch.float16, torch.bfloat16))
 @pytest.mark.parametrize("norm", [NAN, INF, -INF])
 @pytest.mark.parametrize("as_tensor", [False, True])
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("in_place", [False, True])
-def test_perturb_with_non_finite_norm_copies_params(seed: int, isa: str, dtype: torch.dtype, norm: float,
-                                                    as_tensor: bool, adaptive: bool, in_place: bool) -> None:
+def test_perturb_with_non_finite_norm_copies_params(
+    seed: int, isa: str, dtype: torch.dtype, norm: float, as_tensor: bool, adaptive: bool, in_place: bool
+) -> None:
     sizes = (1, 7, 0, 65_537, (3, 5, 2, 2))
     params = [torch.randn(s, dtype=dtype) for s in sizes]
     grads = [torch.randn(s, dtype=dtype) for s in sizes]
@@ -222,6 +247,7 @@ def test_perturb_with_non_finite_norm_copies_params(seed: int, isa: str, dtype: 
     cpp.perturb(params, grads, out, n, 0.05, adaptive=adaptive, inv_scale=1 / 1024)
     assert all(torch.equal(a, b) for a, b in zip(_bits(out), before))
     expected = [torch.empty_like(p) for p in params]
-    reference.perturb([p.clone() for p in params], grads, expected, n, 0.05, adaptive=adaptive,
-                      inv_scale=1 / 1024)
+    reference.perturb(
+        [p.clone() for p in params], grads, expected, n, 0.05, adaptive=adaptive, inv_scale=1 / 1024
+    )
     assert _same_bits(expected, out)

@@ -89,8 +89,19 @@ def test_no_host_sync_and_graph_capture(cuda, seed: int) -> None:
     def step() -> torch.Tensor:
         norm = cuda.sq_norm(grads).sqrt()
         cuda.perturb(params, grads, out, norm, rho)
-        cuda.sgd_step(params, grads, grads2, bufs, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                      nesterov=False, maximize=False, first_step=False)
+        cuda.sgd_step(
+            params,
+            grads,
+            grads2,
+            bufs,
+            lr=lr,
+            momentum=0.9,
+            dampening=0.0,
+            weight_decay=1e-4,
+            nesterov=False,
+            maximize=False,
+            first_step=False,
+        )
         return norm
 
     torch.cuda.set_sync_debug_mode("error")
@@ -111,8 +122,19 @@ def test_no_host_sync_and_graph_capture(cuda, seed: int) -> None:
     graph.replay()
     ref_norm = reference.sq_norm(grads).sqrt()
     reference.perturb(ref_p, grads, ref_out, ref_norm, rho)
-    reference.sgd_step(ref_p, grads, grads2, ref_b, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                       nesterov=False, maximize=False, first_step=False)
+    reference.sgd_step(
+        ref_p,
+        grads,
+        grads2,
+        ref_b,
+        lr=lr,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=1e-4,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+    )
     torch.testing.assert_close(norm, ref_norm, **tolerances(torch.float32))
     torch.testing.assert_close(params, ref_p, rtol=2e-6, atol=FP32_ATOL)
 
@@ -124,8 +146,11 @@ def test_perturb(cuda, seed: int, dtype: torch.dtype, adaptive: bool, as_tensor:
     params, grads = _rand(dtype=dtype, unaligned=as_tensor), _rand(dtype=dtype)
     norm = reference.sq_norm(grads).sqrt()
     rho, inv = 0.05 + torch.rand(()).item(), 1 / 1024
-    args = (norm, torch.tensor(rho, device="cuda"), torch.tensor(inv, device="cuda")) if as_tensor else (
-        norm.item(), rho, inv)
+    args = (
+        (norm, torch.tensor(rho, device="cuda"), torch.tensor(inv, device="cuda"))
+        if as_tensor
+        else (norm.item(), rho, inv)
+    )
     out = [torch.full_like(p, float("nan")) for p in params]
     expected = [torch.empty_like(p) for p in params]
     cuda.perturb(params, grads, out, *args[:2], adaptive=adaptive, inv_scale=args[2])
@@ -134,8 +159,17 @@ def test_perturb(cuda, seed: int, dtype: torch.dtype, adaptive: bool, as_tensor:
 
 
 SGD_CASES = [
-    c for c in itertools.product((0.0, 0.9), (0.0, 0.1), (False, True), (False, True), (0.0, 5e-4),
-                                 (False, True), (False, True), (False, True))
+    c
+    for c in itertools.product(
+        (0.0, 0.9),
+        (0.0, 0.1),
+        (False, True),
+        (False, True),
+        (0.0, 5e-4),
+        (False, True),
+        (False, True),
+        (False, True),
+    )
     if not (c[2] and (c[0] == 0 or c[1] != 0))
 ]
 
@@ -143,16 +177,33 @@ SGD_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     ("momentum", "dampening", "nesterov", "maximize", "weight_decay", "first_step", "two_grads", "lr_tensor"),
-    SGD_CASES)
-def test_sgd_step(cuda, seed: int, dtype: torch.dtype, momentum: float, dampening: float, nesterov: bool,
-                  maximize: bool, weight_decay: float, first_step: bool, two_grads: bool,
-                  lr_tensor: bool) -> None:
+    SGD_CASES,
+)
+def test_sgd_step(
+    cuda,
+    seed: int,
+    dtype: torch.dtype,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    maximize: bool,
+    weight_decay: float,
+    first_step: bool,
+    two_grads: bool,
+    lr_tensor: bool,
+) -> None:
     params, grads, bufs = _rand(dtype=dtype), _rand(dtype=dtype, unaligned=True), _rand(dtype=dtype)
     grads2 = _rand(dtype=dtype) if two_grads else None
     lr = 0.01 + 0.1 * torch.rand(()).item()
-    kw = {"lr": torch.tensor(lr, dtype=dtype, device="cuda") if lr_tensor else lr, "momentum": momentum,
-          "dampening": dampening, "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
-          "first_step": first_step}
+    kw = {
+        "lr": torch.tensor(lr, dtype=dtype, device="cuda") if lr_tensor else lr,
+        "momentum": momentum,
+        "dampening": dampening,
+        "weight_decay": weight_decay,
+        "nesterov": nesterov,
+        "maximize": maximize,
+        "first_step": first_step,
+    }
     ref_p, ref_b = [p.clone() for p in params], [b.clone() for b in bufs]
     reference.sgd_step(ref_p, grads, grads2, ref_b, **kw)
     cuda.sgd_step(params, grads, grads2, bufs, **kw)
@@ -161,8 +212,13 @@ def test_sgd_step(cuda, seed: int, dtype: torch.dtype, momentum: float, dampenin
         torch.testing.assert_close(bufs, ref_b, **_elem_tol(dtype))
 
 
-def _sgd_rounded_once(params: list[torch.Tensor], grads: list[torch.Tensor], grads2: list[torch.Tensor],
-                      bufs: list[torch.Tensor], kw: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _sgd_rounded_once(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    grads2: list[torch.Tensor],
+    bufs: list[torch.Tensor],
+    kw: dict,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """What the 16-bit kernels compute: g1 + g2 rounded to the tensor dtype (as the reference),
     then the update in fp32 (reference.sgd_step on fp32 copies), each output rounded once."""
     dtype = params[0].dtype
@@ -175,14 +231,21 @@ def _sgd_rounded_once(params: list[torch.Tensor], grads: list[torch.Tensor], gra
 def _one_ulp(dtype: torch.dtype) -> dict[str, float]:
     """One unit in the last place of a 16-bit format (the fp32 results may differ by an fp32 ulp,
     which can move the one rounding to the neighbouring 16-bit value)."""
-    return {"rtol": 2.0 ** -10 if dtype == torch.float16 else 2.0 ** -7, "atol": 2.0 ** -24}
+    return {"rtol": 2.0**-10 if dtype == torch.float16 else 2.0**-7, "atol": 2.0**-24}
 
 
 @pytest.mark.parametrize("dtype", LOW)
 def test_sgd_step_low_precision(cuda, seed: int, dtype: torch.dtype) -> None:
     params, grads, grads2, bufs = (_rand(dtype=dtype) for _ in range(4))
-    kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": True,
-          "maximize": False, "first_step": False}
+    kw = {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "nesterov": True,
+        "maximize": False,
+        "first_step": False,
+    }
     ref_p, ref_b = _sgd_rounded_once(params, grads, grads2, bufs, kw)
     cuda.sgd_step(params, grads, grads2, bufs, **kw)
     torch.testing.assert_close(params, ref_p, **_one_ulp(dtype))
@@ -194,14 +257,22 @@ def test_more_tensors_than_one_launch_table(cuda, seed: int) -> None:
     sizes = [int(s) for s in torch.randint(0, 3000, (300,))] + [40 * 65_536 + 3]
     grads, params, grads2, bufs = _rand(sizes), _rand(sizes), _rand(sizes), _rand(sizes)
     for p in (None, params):
-        torch.testing.assert_close(cuda.sq_norm(grads, p), reference.sq_norm(grads, p),
-                                   **tolerances(torch.float32))
+        torch.testing.assert_close(
+            cuda.sq_norm(grads, p), reference.sq_norm(grads, p), **tolerances(torch.float32)
+        )
     out, expected = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
     cuda.perturb(params, grads, out, 2.0, 0.1, adaptive=True)
     reference.perturb(params, grads, expected, 2.0, 0.1, adaptive=True)
     torch.testing.assert_close(out, expected, **_elem_tol(torch.float32))
-    kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": False,
-          "maximize": False, "first_step": False}
+    kw = {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "nesterov": False,
+        "maximize": False,
+        "first_step": False,
+    }
     ref_p, ref_b = [p.clone() for p in params], [b.clone() for b in bufs]
     cuda.sgd_step(params, grads, grads2, bufs, **kw)
     reference.sgd_step(ref_p, grads, grads2, ref_b, **kw)
@@ -216,8 +287,12 @@ def test_focal_loss(cuda, seed: int, dtype: torch.dtype, batch: int, classes: in
     logits = 3 * torch.randn(batch, classes, dtype=dtype, device="cuda")
     present = torch.randperm(classes, device="cuda")[: max(1, classes // 7)]
     targets = present[torch.randint(0, len(present), (batch,), device="cuda")]
-    tables = {"coeff": torch.rand(classes, device="cuda"), "scale": 0.5 + torch.rand(classes, device="cuda"),
-              "bias": torch.randn(classes, device="cuda"), "margin": torch.rand(classes, device="cuda")}
+    tables = {
+        "coeff": torch.rand(classes, device="cuda"),
+        "scale": 0.5 + torch.rand(classes, device="cuda"),
+        "bias": torch.randn(classes, device="cuda"),
+        "margin": torch.rand(classes, device="cuda"),
+    }
     weight = torch.rand(classes, device="cuda") + 0.1 if weighted else None
     got = cuda.focal_loss(logits, targets, **tables, weight=weight)
     ref = reference.focal_loss(logits, targets, **tables, weight=weight)
@@ -235,8 +310,8 @@ def test_focal_loss_gradients_match_autograd(cuda, seed: int) -> None:
     losses, ga, gb = cuda.focal_loss(logits.detach(), targets, coeff, scale, bias, margin)
     ref = reference.focal_loss(logits, targets, coeff, scale, bias, margin)[0]
     cy = coeff[targets]
-    ref_ga, = torch.autograd.grad(((1 - cy) * ref).sum() / batch, logits, retain_graph=True)
-    ref_gb, = torch.autograd.grad((cy * ref).sum() / batch, logits)
+    (ref_ga,) = torch.autograd.grad(((1 - cy) * ref).sum() / batch, logits, retain_graph=True)
+    (ref_gb,) = torch.autograd.grad((cy * ref).sum() / batch, logits)
     torch.testing.assert_close(losses, ref.detach(), **_sample_loss_tol(torch.float32))
     torch.testing.assert_close(ga, ref_ga, **_loss_tol(torch.float32))
     torch.testing.assert_close(gb, ref_gb, **_loss_tol(torch.float32))
@@ -248,23 +323,43 @@ def test_custom_ops_opcheck_on_cuda(cuda, seed: int) -> None:
     t = [torch.randn(s, device="cuda") for s in (5, 70_000)]
     torch.library.opcheck(_native.sq_norm_op, (t, t))
     norm = torch.tensor(2.0, device="cuda")
-    torch.library.opcheck(_native.perturb_op,
-                          (t, t, [torch.empty_like(x) for x in t], norm, 0.0, None, 0.1, None, 1.0, True))
-    torch.library.opcheck(_native.sgd_step_op, ([x.clone() for x in t], t, t, [x.clone() for x in t],
-                                                torch.tensor(0.1, device="cuda"), 0.0, 0.9, 0.0, 1e-4, True,
-                                                False, False))
+    torch.library.opcheck(
+        _native.perturb_op, (t, t, [torch.empty_like(x) for x in t], norm, 0.0, None, 0.1, None, 1.0, True)
+    )
+    torch.library.opcheck(
+        _native.sgd_step_op,
+        (
+            [x.clone() for x in t],
+            t,
+            t,
+            [x.clone() for x in t],
+            torch.tensor(0.1, device="cuda"),
+            0.0,
+            0.9,
+            0.0,
+            1e-4,
+            True,
+            False,
+            False,
+        ),
+    )
 
 
 # ---- non-finite inputs, AMP, vector widths (interface of issue 9) ---------------------------
 
-_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
-         torch.bfloat16: torch.int16}
+_BITS = {
+    torch.float64: torch.int64,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
 
 
 def _same_bits(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     """Equal bit patterns (-0.0 != 0.0, NaN payloads count)."""
-    return len(a) == len(b) and all(torch.equal(x.view(_BITS[x.dtype]), y.view(_BITS[y.dtype]))
-                                    for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        torch.equal(x.view(_BITS[x.dtype]), y.view(_BITS[y.dtype])) for x, y in zip(a, b)
+    )
 
 
 def _focal_tols(dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
@@ -283,8 +378,9 @@ def _assert_focal_close(got, ref, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("classes", focal_cases.CLASSES)
 @pytest.mark.parametrize("batch", focal_cases.BATCHES)
 @pytest.mark.parametrize("case", focal_cases.CASES)
-def test_focal_loss_special_values(cuda, seed: int, dtype: torch.dtype, classes: int, batch: int,
-                                   case: str) -> None:
+def test_focal_loss_special_values(
+    cuda, seed: int, dtype: torch.dtype, classes: int, batch: int, case: str
+) -> None:
     logits, targets, t = focal_cases.focal_inputs(case, batch, classes, dtype, device="cuda")
     got = cuda.focal_loss(logits, targets, **t)
     _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
@@ -299,15 +395,18 @@ def test_focal_loss_special_values(cuda, seed: int, dtype: torch.dtype, classes:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("classes", [7, 300, 1000])
 @pytest.mark.parametrize("value", [focal_cases.NAN, focal_cases.INF], ids=["nan", "two_posinf"])
-def test_focal_loss_special_value_at_every_column(cuda, seed: int, dtype: torch.dtype, classes: int,
-                                                  value: float) -> None:
+def test_focal_loss_special_value_at_every_column(
+    cuda, seed: int, dtype: torch.dtype, classes: int, value: float
+) -> None:
     """Row i has the value in column i: with 300 / 1000 columns it is once the first value of each
     of the 256 threads (the NaN that issue 9 saw vanish from columns 0-255)."""
     logits, targets = focal_cases.one_special_per_position(classes, value, dtype, device="cuda")
-    t = {"coeff": torch.rand(classes, dtype=dtype, device="cuda"),
-         "scale": 0.5 + torch.rand(classes, dtype=dtype, device="cuda"),
-         "bias": torch.randn(classes, dtype=dtype, device="cuda"),
-         "margin": torch.rand(classes, dtype=dtype, device="cuda")}
+    t = {
+        "coeff": torch.rand(classes, dtype=dtype, device="cuda"),
+        "scale": 0.5 + torch.rand(classes, dtype=dtype, device="cuda"),
+        "bias": torch.randn(classes, dtype=dtype, device="cuda"),
+        "margin": torch.rand(classes, dtype=dtype, device="cuda"),
+    }
     got = cuda.focal_loss(logits, targets, **t)
     _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
     assert got[1].isnan().all() and got[2].isnan().all()
@@ -317,11 +416,15 @@ def test_focal_loss_special_value_at_every_column(cuda, seed: int, dtype: torch.
 def test_focal_loss_grad_scale_low_precision(cuda, seed: int, dtype: torch.dtype) -> None:
     """Loss scale 2^16 applied in fp32 before the one rounding to 16 bits (fp16: small entries
     survive; tolerance = half an ulp of the format plus the fp32 reduction error)."""
-    batch, classes, gs = 70, 8142, 2.0 ** 16
+    batch, classes, gs = 70, 8142, 2.0**16
     logits = (3 * torch.randn(batch, classes, device="cuda")).to(dtype)
     targets = torch.randint(0, classes, (batch,), device="cuda")
-    t = {"coeff": torch.rand(classes, device="cuda"), "scale": 0.5 + torch.rand(classes, device="cuda"),
-         "bias": torch.randn(classes, device="cuda"), "margin": torch.rand(classes, device="cuda")}
+    t = {
+        "coeff": torch.rand(classes, device="cuda"),
+        "scale": 0.5 + torch.rand(classes, device="cuda"),
+        "bias": torch.randn(classes, device="cuda"),
+        "margin": torch.rand(classes, device="cuda"),
+    }
     scale_t = torch.tensor(gs, device="cuda")
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -329,8 +432,8 @@ def test_focal_loss_grad_scale_low_precision(cuda, seed: int, dtype: torch.dtype
     finally:
         torch.cuda.set_sync_debug_mode("default")
     ref = reference.focal_loss(logits.float(), targets, **t, grad_scale=gs)
-    half_ulp = 2.0 ** -11 if dtype == torch.float16 else 2.0 ** -8
-    tol = {"rtol": 2 * half_ulp, "atol": 2.0 ** -24}
+    half_ulp = 2.0**-11 if dtype == torch.float16 else 2.0**-8
+    tol = {"rtol": 2 * half_ulp, "atol": 2.0**-24}
     torch.testing.assert_close(ga.float(), ref[1], **tol)
     torch.testing.assert_close(gb.float(), ref[2], **tol)
     torch.testing.assert_close(losses.float(), ref[0], rtol=2 * half_ulp, atol=0.0)
@@ -347,8 +450,15 @@ def test_sgd_step_found_inf(cuda, seed: int, dtype: torch.dtype, flag: float) ->
     params, grads, grads2, bufs = (_rand(dtype=dtype) for _ in range(4))
     params[1][0] = -0.0
     before_p, before_b = [p.clone() for p in params], [b.clone() for b in bufs]
-    kw = {"lr": torch.tensor(0.05, device="cuda", dtype=acc(dtype)), "momentum": 0.9, "dampening": 0.0,
-          "weight_decay": 1e-4, "nesterov": True, "maximize": False, "first_step": False}
+    kw = {
+        "lr": torch.tensor(0.05, device="cuda", dtype=acc(dtype)),
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "nesterov": True,
+        "maximize": False,
+        "first_step": False,
+    }
     torch.cuda.set_sync_debug_mode("error")
     try:
         cuda.sgd_step(params, grads, grads2, bufs, found_inf=torch.tensor([flag], device="cuda"), **kw)
@@ -366,8 +476,9 @@ def test_sgd_step_found_inf(cuda, seed: int, dtype: torch.dtype, flag: float) ->
 @pytest.mark.parametrize("dtype", DTYPES + LOW)
 @pytest.mark.parametrize("norm", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("in_place", [False, True])
-def test_perturb_non_finite_norm_keeps_params(cuda, seed: int, dtype: torch.dtype, norm: float,
-                                              in_place: bool) -> None:
+def test_perturb_non_finite_norm_keeps_params(
+    cuda, seed: int, dtype: torch.dtype, norm: float, in_place: bool
+) -> None:
     params, grads = _rand(dtype=dtype, unaligned=in_place), _rand(dtype=dtype)
     params[1][0], grads[1][1], grads[3][5] = -0.0, float("inf"), float("nan")
     before = [p.clone() for p in params]
@@ -397,8 +508,15 @@ def test_sixteen_byte_vectors_every_dtype(cuda, seed: int, dtype: torch.dtype, u
     cuda.perturb(params, grads, out, 2.0, 0.1, adaptive=True)
     reference.perturb(params, grads, expected, 2.0, 0.1, adaptive=True)
     torch.testing.assert_close(out, expected, **_elem_tol(dtype))
-    kw = {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 1e-4, "nesterov": False,
-          "maximize": False, "first_step": False}
+    kw = {
+        "lr": 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 1e-4,
+        "nesterov": False,
+        "maximize": False,
+        "first_step": False,
+    }
     if dtype in LOW:
         ref_p, ref_b = _sgd_rounded_once(params, grads, grads2, bufs, kw)
         tol = _one_ulp(dtype)
@@ -416,9 +534,26 @@ def test_custom_ops_opcheck_new_arguments(cuda, seed: int) -> None:
 
     t = [torch.randn(s, device="cuda") for s in (5, 70_000)]
     flag = torch.tensor([1.0], device="cuda")
-    torch.library.opcheck(_native.sgd_step_op, ([x.clone() for x in t], t, [], [x.clone() for x in t],
-                                                None, 0.1, 0.9, 0.0, 0.0, False, False, False, flag))
+    torch.library.opcheck(
+        _native.sgd_step_op,
+        (
+            [x.clone() for x in t],
+            t,
+            [],
+            [x.clone() for x in t],
+            None,
+            0.1,
+            0.9,
+            0.0,
+            0.0,
+            False,
+            False,
+            False,
+            flag,
+        ),
+    )
     logits, targets = torch.randn(6, 11, device="cuda"), torch.randint(0, 11, (6,), device="cuda")
     tables = [torch.rand(11, device="cuda") for _ in range(4)]
-    torch.library.opcheck(_native.focal_loss_op,
-                          (logits, targets, *tables, None, torch.tensor(1024.0, device="cuda"), 1.0))
+    torch.library.opcheck(
+        _native.focal_loss_op, (logits, targets, *tables, None, torch.tensor(1024.0, device="cuda"), 1.0)
+    )

@@ -30,24 +30,58 @@ def _focal_args(weighted: bool) -> tuple:
 OPCHECK_CASES = {
     "sq_norm": lambda: (_native.sq_norm_op, (_rand(), [])),
     "sq_norm_adaptive": lambda: (_native.sq_norm_op, (_rand(), _rand())),
-    "perturb": lambda: (_native.perturb_op,
-                        (_rand(), _rand(), _rand(), None, 2.5, None, 0.05, None, 1.0, False)),
-    "perturb_tensors": lambda: (_native.perturb_op,
-                                (_rand(), _rand(), _rand(), torch.tensor(3.0), 0.0, torch.tensor(0.1), 0.0,
-                                 torch.tensor(0.5), 0.0, True)),
-    "sgd_step": lambda: (_native.sgd_step_op,
-                         (_rand(), _rand(), _rand(), _rand(), None, 0.1, 0.9, 0.0, 1e-4, True, False, False)),
-    "sgd_step_plain": lambda: (_native.sgd_step_op,
-                               (_rand(), _rand(), [], [], torch.tensor(0.1), 0.0, 0.0, 0.0, 0.0, False, True,
-                                True)),
-    "sgd_step_found_inf": lambda: (_native.sgd_step_op,
-                                   (_rand(), _rand(), [], _rand(), None, 0.1, 0.9, 0.0, 0.0, False, False,
-                                    False, torch.tensor([float(torch.randint(0, 2, ()))]))),
+    "perturb": lambda: (
+        _native.perturb_op,
+        (_rand(), _rand(), _rand(), None, 2.5, None, 0.05, None, 1.0, False),
+    ),
+    "perturb_tensors": lambda: (
+        _native.perturb_op,
+        (
+            _rand(),
+            _rand(),
+            _rand(),
+            torch.tensor(3.0),
+            0.0,
+            torch.tensor(0.1),
+            0.0,
+            torch.tensor(0.5),
+            0.0,
+            True,
+        ),
+    ),
+    "sgd_step": lambda: (
+        _native.sgd_step_op,
+        (_rand(), _rand(), _rand(), _rand(), None, 0.1, 0.9, 0.0, 1e-4, True, False, False),
+    ),
+    "sgd_step_plain": lambda: (
+        _native.sgd_step_op,
+        (_rand(), _rand(), [], [], torch.tensor(0.1), 0.0, 0.0, 0.0, 0.0, False, True, True),
+    ),
+    "sgd_step_found_inf": lambda: (
+        _native.sgd_step_op,
+        (
+            _rand(),
+            _rand(),
+            [],
+            _rand(),
+            None,
+            0.1,
+            0.9,
+            0.0,
+            0.0,
+            False,
+            False,
+            False,
+            torch.tensor([float(torch.randint(0, 2, ()))]),
+        ),
+    ),
     "focal_loss": lambda: (_native.focal_loss_op, _focal_args(False)),
     "focal_loss_weighted": lambda: (_native.focal_loss_op, _focal_args(True)),
     "focal_loss_grad_scale": lambda: (_native.focal_loss_op, (*_focal_args(True), None, 1024.0)),
-    "focal_loss_grad_scale_tensor": lambda: (_native.focal_loss_op,
-                                             (*_focal_args(False), torch.tensor(65536.0), 1.0)),
+    "focal_loss_grad_scale_tensor": lambda: (
+        _native.focal_loss_op,
+        (*_focal_args(False), torch.tensor(65536.0), 1.0),
+    ),
 }
 
 
@@ -57,14 +91,32 @@ def test_opcheck(seed: int, case: str) -> None:
     torch.library.opcheck(op, args)
 
 
-def _step(params: list[torch.Tensor], grads: list[torch.Tensor], grads2: list[torch.Tensor],
-          bufs: list[torch.Tensor], out: list[torch.Tensor], rho: torch.Tensor, lr: torch.Tensor,
-          ops) -> torch.Tensor:
+def _step(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    grads2: list[torch.Tensor],
+    bufs: list[torch.Tensor],
+    out: list[torch.Tensor],
+    rho: torch.Tensor,
+    lr: torch.Tensor,
+    ops,
+) -> torch.Tensor:
     """norm -> perturb -> SGD: the optimizer side of one Focal-SAM step."""
     norm = ops.sq_norm(grads).sqrt()
     ops.perturb(params, grads, out, norm, rho)
-    ops.sgd_step(params, grads, grads2, bufs, lr=lr, momentum=0.9, dampening=0.0, weight_decay=5e-4,
-                 nesterov=False, maximize=False, first_step=False)
+    ops.sgd_step(
+        params,
+        grads,
+        grads2,
+        bufs,
+        lr=lr,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=5e-4,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+    )
     return norm
 
 
@@ -75,8 +127,11 @@ def test_compile_fullgraph_traces_the_ops(seed: int, backend: str, grad_mode: bo
     params, grads, grads2, bufs = _rand(), _rand(), _rand(), _rand()
     out = [torch.empty_like(p) for p in params]
     rho, lr = torch.tensor(0.05), torch.tensor(0.1)
-    ref_p, ref_b, ref_out = [p.clone() for p in params], [b.clone() for b in bufs], [torch.empty_like(p)
-                                                                                     for p in params]
+    ref_p, ref_b, ref_out = (
+        [p.clone() for p in params],
+        [b.clone() for b in bufs],
+        [torch.empty_like(p) for p in params],
+    )
     compiled = torch.compile(_step, fullgraph=True, backend=backend)
     with torch.set_grad_enabled(grad_mode):
         norm = compiled(params, grads, grads2, bufs, out, rho, lr, cpp)
@@ -91,12 +146,16 @@ def test_eager_no_grad_calls_bump_the_versions_of_mutated_tensors(seed: int) -> 
     """Eager no-grad calls skip the op dispatch; autograd must still see the in-place updates."""
     params, grads, grads2, bufs = _rand(), _rand(), _rand(), _rand()
     out = [torch.empty_like(p) for p in params]
-    before = {name: [t._version for t in ts] for name, ts in
-              (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))}
+    before = {
+        name: [t._version for t in ts]
+        for name, ts in (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))
+    }
     with torch.no_grad():
         _step(params, grads, grads2, bufs, out, torch.tensor(0.05), torch.tensor(0.1), cpp)
-    after = {name: [t._version for t in ts] for name, ts in
-             (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))}
+    after = {
+        name: [t._version for t in ts]
+        for name, ts in (("params", params), ("grads", grads), ("bufs", bufs), ("out", out))
+    }
     for name in ("params", "bufs", "out"):
         assert all(a > b for a, b in zip(after[name], before[name])), name
     assert after["grads"] == before["grads"]
@@ -104,8 +163,19 @@ def test_eager_no_grad_calls_bump_the_versions_of_mutated_tensors(seed: int) -> 
     w = torch.randn(7, requires_grad=True)
     y = (w * w).sum()  # saves w for the backward pass
     with torch.no_grad():
-        cpp.sgd_step([w], [torch.randn(7)], None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                     nesterov=False, maximize=False, first_step=False)
+        cpp.sgd_step(
+            [w],
+            [torch.randn(7)],
+            None,
+            [],
+            lr=0.1,
+            momentum=0.0,
+            dampening=0.0,
+            weight_decay=0.0,
+            nesterov=False,
+            maximize=False,
+            first_step=False,
+        )
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
 
@@ -133,8 +203,20 @@ def test_compile_fullgraph_found_inf_and_grad_scale(seed: int) -> None:
     tables = _tables(13)
 
     def f(flag: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
-        cpp.sgd_step(params, grads, None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                     nesterov=False, maximize=False, first_step=False, found_inf=flag)
+        cpp.sgd_step(
+            params,
+            grads,
+            None,
+            [],
+            lr=0.1,
+            momentum=0.0,
+            dampening=0.0,
+            weight_decay=0.0,
+            nesterov=False,
+            maximize=False,
+            first_step=False,
+            found_inf=flag,
+        )
         return cpp.focal_loss(logits, targets, *tables, grad_scale=gs)[1]
 
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
@@ -144,6 +226,17 @@ def test_compile_fullgraph_found_inf_and_grad_scale(seed: int) -> None:
     torch.testing.assert_close(ga, ref, rtol=FP32_LOSS_RTOL, atol=FP32_ATOL)
     compiled(torch.zeros(1), torch.tensor(4.0))
     expected = [b.clone() for b in before]
-    reference.sgd_step(expected, grads, None, [], lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                       nesterov=False, maximize=False, first_step=False)
+    reference.sgd_step(
+        expected,
+        grads,
+        None,
+        [],
+        lr=0.1,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+    )
     torch.testing.assert_close(params, expected, rtol=FP32_ELEM_RTOL, atol=FP32_ATOL)

@@ -20,19 +20,28 @@ from focalsam_fast.kernels import reference
 DTYPES = [torch.float32, torch.float64]
 SHAPES = [(3, 5), (1000,), (0,), (7, 3, 3, 3), (2049,), (1,), (64, 33)]
 CASES = [("foreach", "cpu"), ("cpp", "cpu"), ("triton", "cpu")] + [
-    pytest.param(impl, "cuda", marks=pytest.mark.gpu) for impl in ("foreach", "cuda", "triton")]
+    pytest.param(impl, "cuda", marks=pytest.mark.gpu) for impl in ("foreach", "cuda", "triton")
+]
 
 # sgd_step options; the second element says whether the reference computes it without any
 # ``add(..., alpha=a)`` with a != 1 (a fused multiply-add), i.e. whether the interpreter matches it too
 SGD_CASES = {
-    "momentum-lr-tensor": (dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
-                                maximize=False, lr_tensor=True), True),
-    "momentum-dampening-wd-nesterov": (dict(momentum=0.9, dampening=0.1, weight_decay=5e-3, nesterov=True,
-                                            maximize=False, lr_tensor=False), False),
-    "maximize-wd-lr-tensor": (dict(momentum=0.8, dampening=0.2, weight_decay=1e-2, nesterov=False,
-                                   maximize=True, lr_tensor=True), False),
-    "plain": (dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
-                   lr_tensor=False), False),
+    "momentum-lr-tensor": (
+        dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False, lr_tensor=True),
+        True,
+    ),
+    "momentum-dampening-wd-nesterov": (
+        dict(momentum=0.9, dampening=0.1, weight_decay=5e-3, nesterov=True, maximize=False, lr_tensor=False),
+        False,
+    ),
+    "maximize-wd-lr-tensor": (
+        dict(momentum=0.8, dampening=0.2, weight_decay=1e-2, nesterov=False, maximize=True, lr_tensor=True),
+        False,
+    ),
+    "plain": (
+        dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False, lr_tensor=False),
+        False,
+    ),
 }
 
 
@@ -55,16 +64,19 @@ def _assert_bitwise(got: list[torch.Tensor], want: list[torch.Tensor], what: str
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if not torch.equal(a, b):
             diff = (a != b).sum().item()
-            raise AssertionError(f"{what}: tensor {i} differs from reference in {diff} of {a.numel()} "
-                                 f"elements (max |diff| {(a - b).abs().max().item():.3g})")
+            raise AssertionError(
+                f"{what}: tensor {i} differs from reference in {diff} of {a.numel()} "
+                f"elements (max |diff| {(a - b).abs().max().item():.3g})"
+            )
 
 
 @pytest.mark.parametrize(("impl", "device"), CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("adaptive", [False, True])
 @pytest.mark.parametrize("hyper_as_tensors", [False, True], ids=["floats", "tensors"])
-def test_perturb_is_bit_identical_to_reference(impl: str, device: str, dtype: torch.dtype, adaptive: bool,
-                                               hyper_as_tensors: bool, seed: int) -> None:
+def test_perturb_is_bit_identical_to_reference(
+    impl: str, device: str, dtype: torch.dtype, adaptive: bool, hyper_as_tensors: bool, seed: int
+) -> None:
     ops = _ops(impl, device)
     params, grads = _rand(dtype, device), _rand(dtype, device)
     acc = reference.acc_dtype(dtype)
@@ -85,8 +97,9 @@ def test_perturb_is_bit_identical_to_reference(impl: str, device: str, dtype: to
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("first_step", [False, True])
 @pytest.mark.parametrize("case", list(SGD_CASES))
-def test_sgd_step_is_bit_identical_to_reference(impl: str, device: str, dtype: torch.dtype, first_step: bool,
-                                                case: str, seed: int) -> None:
+def test_sgd_step_is_bit_identical_to_reference(
+    impl: str, device: str, dtype: torch.dtype, first_step: bool, case: str, seed: int
+) -> None:
     ops = _ops(impl, device)
     opts, fma_free = SGD_CASES[case]
     opts = dict(opts)

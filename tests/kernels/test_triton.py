@@ -248,8 +248,12 @@ def test_sgd_step(
         grads2 = _rand(shapes, dtype, device) if two else None
         saved = [g.clone() for g in grads]
         kw = dict(
-            lr=torch.tensor(lr, dtype=dtype, device=device) if lr_tensor else lr, momentum=momentum,
-            dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+            lr=torch.tensor(lr, dtype=dtype, device=device) if lr_tensor else lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
             first_step=step == 0,
         )
         tk.sgd_step(params, grads, grads2, bufs if momentum else [], **kw)
@@ -273,8 +277,19 @@ def test_sgd_step_many_tensors_matches_torch_optim_sgd(device: torch.device) -> 
         for m, g, g2 in zip(model, grads, grads2, strict=True):
             m.grad = g + g2
         opt.step()
-        tk.sgd_step(params, grads, grads2, bufs, lr=0.05, momentum=0.9, dampening=0.0, weight_decay=5e-4,
-                    nesterov=False, maximize=False, first_step=step == 0)
+        tk.sgd_step(
+            params,
+            grads,
+            grads2,
+            bufs,
+            lr=0.05,
+            momentum=0.9,
+            dampening=0.0,
+            weight_decay=5e-4,
+            nesterov=False,
+            maximize=False,
+            first_step=step == 0,
+        )
         _assert_lists_close(params, [m.detach() for m in model], **tol)
 
 
@@ -294,7 +309,7 @@ def _tables(n_cls: int, dtype: torch.dtype, device: torch.device, kind: str) -> 
     if kind == "vs":
         scale = (counts / counts.max()) ** 0.3
         return dict(coeff=coeff, scale=scale, bias=torch.log(prior), margin=zeros)
-    margin = counts ** -0.25
+    margin = counts**-0.25
     return dict(coeff=coeff, scale=30 * ones, bias=zeros, margin=30 * 0.5 * margin / margin.max())  # ldam
 
 
@@ -355,18 +370,26 @@ def test_half_precision(device: torch.device, dtype: torch.dtype) -> None:
     tk.perturb(params, grads, got, norm.sqrt(), 0.05, adaptive=True)
     ref.perturb(params, grads, want, norm.sqrt(), 0.05, adaptive=True)
     _assert_lists_close(got, want, rtol=eps, atol=eps)
-    expected, bufs, bufs_ref = [p.clone() for p in params], [torch.empty_like(p) for p in params], [
-        torch.empty_like(p) for p in params]
-    kw = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-3, nesterov=True, maximize=False,
-              first_step=True)
+    expected, bufs, bufs_ref = (
+        [p.clone() for p in params],
+        [torch.empty_like(p) for p in params],
+        [torch.empty_like(p) for p in params],
+    )
+    kw = dict(
+        lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-3, nesterov=True, maximize=False, first_step=True
+    )
     tk.sgd_step(params, grads, got, bufs, **kw)
     ref.sgd_step(expected, grads, got, bufs_ref, **kw)
     _assert_lists_close(params, expected, rtol=2 * eps, atol=4 * eps)
     logits = torch.randn(6, 1000, device=dev, dtype=dtype)
     targets = torch.randint(0, 1000, (6,), device=dev)
     tables = _tables(1000, torch.float32, dev, "la")
-    _assert_lists_close(tk.focal_loss(logits, targets, **tables),
-                        ref.focal_loss(logits, targets, **tables), rtol=eps, atol=eps / 100)
+    _assert_lists_close(
+        tk.focal_loss(logits, targets, **tables),
+        ref.focal_loss(logits, targets, **tables),
+        rtol=eps,
+        atol=eps / 100,
+    )
 
 
 # --------------------------------------------------------------------------- GPU-only
@@ -392,8 +415,20 @@ def test_no_host_sync_after_warm_up() -> None:
         tk.focal_loss(logits, targets, **tables, grad_scale=loss_scale)
         norm = tk.sq_norm(grads).sqrt()
         tk.perturb(params, grads, out, norm, 0.05, inv_scale=1 / loss_scale)
-        tk.sgd_step(params, grads, out, bufs, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                    nesterov=False, maximize=False, first_step=first, found_inf=found_inf)
+        tk.sgd_step(
+            params,
+            grads,
+            out,
+            bufs,
+            lr=lr,
+            momentum=0.9,
+            dampening=0.0,
+            weight_decay=1e-4,
+            nesterov=False,
+            maximize=False,
+            first_step=first,
+            found_inf=found_inf,
+        )
 
     step(True)
     step(False)

@@ -102,13 +102,15 @@ def test_found_inf_zero_is_the_step_without_a_flag(
 
 def test_found_inf_must_be_one_float32_element(device: torch.device) -> None:
     params, grads = _rand(torch.float32, device), _rand(torch.float32, device)
-    kw = dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
-              first_step=True)
+    kw = dict(
+        lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False, first_step=True
+    )
     with pytest.raises(ValueError, match=r"float32 tensor, got shape \(2,\), dtype torch.float32$"):
         tk.sgd_step(params, grads, None, [], found_inf=torch.zeros(2, device=device), **kw)
     with pytest.raises(ValueError, match=r"got shape \(1,\), dtype torch.float64$"):
-        tk.sgd_step(params, grads, None, [], found_inf=torch.zeros(1, dtype=torch.float64, device=device),
-                    **kw)
+        tk.sgd_step(
+            params, grads, None, [], found_inf=torch.zeros(1, dtype=torch.float64, device=device), **kw
+        )
     with pytest.raises(ValueError, match="found_inf is on meta but the params are on"):
         tk.sgd_step(params, grads, None, [], found_inf=torch.zeros(1, device="meta"), **kw)
 
@@ -154,8 +156,12 @@ def _tables(n_cls: int, dtype: torch.dtype, device: torch.device) -> dict[str, t
     """Logit-adjusted CE tables with random class priors and Focal-SAM coefficients."""
     prior = torch.rand(n_cls, dtype=dtype, device=device) + 0.01
     prior = prior / prior.sum()
-    return dict(coeff=0.8 * (1 - prior) ** 2, scale=torch.rand(n_cls, dtype=dtype, device=device) + 0.5,
-                bias=torch.log(prior), margin=torch.zeros(n_cls, dtype=dtype, device=device))
+    return dict(
+        coeff=0.8 * (1 - prior) ** 2,
+        scale=torch.rand(n_cls, dtype=dtype, device=device) + 0.5,
+        bias=torch.log(prior),
+        margin=torch.zeros(n_cls, dtype=dtype, device=device),
+    )
 
 
 @pytest.mark.parametrize("as_tensor", [False, True])
@@ -169,8 +175,9 @@ def test_grad_scale_fp16_matches_fp32_reference_scaled_then_rounded(
     targets = torch.randint(0, n_cls, (batch,), device=device)
     tables = _tables(n_cls, torch.float32, device)
     sigma = 2.0**16
-    got = tk.focal_loss(logits, targets, **tables,
-                        grad_scale=torch.tensor([sigma], device=device) if as_tensor else sigma)
+    got = tk.focal_loss(
+        logits, targets, **tables, grad_scale=torch.tensor([sigma], device=device) if as_tensor else sigma
+    )
     exact = ref.focal_loss(logits.float(), targets, **tables)
     rounded_first = ref.focal_loss(logits, targets, **tables)  # fp16 gradients, scaled after rounding
     tol = dict(rtol=torch.finfo(torch.float16).eps, atol=2.0**-24)
@@ -192,8 +199,11 @@ def test_grad_scale_against_the_reference(device: torch.device, dtype: torch.dty
     tables = _tables(37, dtype, device)
     weight = torch.rand(37, dtype=dtype, device=device) + 0.5
     value = 1024.0 * (1 + torch.rand(()).item())  # not a power of two: the product is rounded
-    sigma = {"float": value, "tensor": torch.tensor(value, device=device),
-             "float64 tensor": torch.tensor([value], dtype=torch.float64, device=device)}[grad_scale]
+    sigma = {
+        "float": value,
+        "tensor": torch.tensor(value, device=device),
+        "float64 tensor": torch.tensor([value], dtype=torch.float64, device=device),
+    }[grad_scale]
     got = tk.focal_loss(logits, targets, **tables, weight=weight, grad_scale=sigma)
     want = ref.focal_loss(logits, targets, **tables, weight=weight, grad_scale=sigma)
     tol = tolerances(dtype) if dtype == torch.float64 else {"rtol": FP32_LOSS_RTOL, "atol": FP32_ATOL * value}

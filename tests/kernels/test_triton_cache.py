@@ -190,8 +190,20 @@ def test_cuda_graph_replays_after_its_plans_are_pushed_out_of_the_cache() -> Non
     def step() -> None:
         norm = tk.sq_norm(grads).sqrt()
         tk.perturb(params, grads, out, norm, 0.05)
-        tk.sgd_step(params, grads, out, bufs, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                    nesterov=False, maximize=False, first_step=False, found_inf=found_inf)
+        tk.sgd_step(
+            params,
+            grads,
+            out,
+            bufs,
+            lr=lr,
+            momentum=0.9,
+            dampening=0.0,
+            weight_decay=1e-4,
+            nesterov=False,
+            maximize=False,
+            first_step=False,
+            found_inf=found_inf,
+        )
 
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -216,8 +228,19 @@ def test_cuda_graph_replays_after_its_plans_are_pushed_out_of_the_cache() -> Non
     expected, bufs_ref = [p.clone() for p in params], [b.clone() for b in bufs]
     out_ref = [torch.empty_like(p) for p in params]
     ref.perturb(expected, grads, out_ref, ref.sq_norm(grads).sqrt(), 0.05)
-    ref.sgd_step(expected, grads, out_ref, bufs_ref, lr=lr, momentum=0.9, dampening=0.0, weight_decay=1e-4,
-                 nesterov=False, maximize=False, first_step=False)
+    ref.sgd_step(
+        expected,
+        grads,
+        out_ref,
+        bufs_ref,
+        lr=lr,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=1e-4,
+        nesterov=False,
+        maximize=False,
+        first_step=False,
+    )
     late_ref = [torch.empty_like(p) for p in params]
     ref.perturb(expected, grads, late_ref, ref.sq_norm(grads, expected).sqrt(), 0.05, adaptive=True)
     graph.replay()

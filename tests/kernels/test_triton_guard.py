@@ -142,14 +142,23 @@ def _run_every_wrapper() -> None:
         torch.testing.assert_close(o, w, **ELEM)
     expected = [p.clone() for p in params]
     bufs, bufs_ref = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
-    kw = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-4, nesterov=False, maximize=False,
-              first_step=True, found_inf=torch.zeros(1))
+    kw = dict(
+        lr=0.1,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=1e-4,
+        nesterov=False,
+        maximize=False,
+        first_step=True,
+        found_inf=torch.zeros(1),
+    )
     tk.sgd_step(params, grads, out, bufs, **kw)
     ref.sgd_step(expected, grads, out, bufs_ref, **kw)
     _assert_step_close(params, expected, expected + grads + out)
     logits, targets = torch.randn(4, 30), torch.randint(0, 30, (4,))
-    tables = dict(coeff=torch.rand(30), scale=torch.rand(30) + 0.5, bias=torch.randn(30),
-                  margin=torch.zeros(30))
+    tables = dict(
+        coeff=torch.rand(30), scale=torch.rand(30) + 0.5, bias=torch.randn(30), margin=torch.zeros(30)
+    )
     got = tk.focal_loss(logits, targets, **tables, grad_scale=8.0)
     for g, w in zip(got, ref.focal_loss(logits, targets, **tables, grad_scale=8.0), strict=True):
         torch.testing.assert_close(g, w, **LOSS)
@@ -184,14 +193,26 @@ def test_tensors_on_the_last_gpu_while_the_first_is_current(monkeypatch: pytest.
         torch.testing.assert_close(o, w, **ELEM)
     expected = [p.clone() for p in params]
     bufs, bufs_ref = [torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params]
-    kw = dict(lr=torch.tensor(0.1, device=dev), momentum=0.9, dampening=0.0, weight_decay=1e-4,
-              nesterov=True, maximize=False, first_step=True, found_inf=torch.zeros(1, device=dev))
+    kw = dict(
+        lr=torch.tensor(0.1, device=dev),
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=1e-4,
+        nesterov=True,
+        maximize=False,
+        first_step=True,
+        found_inf=torch.zeros(1, device=dev),
+    )
     tk.sgd_step(params, grads, out, bufs, **kw)
     ref.sgd_step(expected, grads, out, bufs_ref, **kw)
     _assert_step_close(params, expected, expected + grads + out)
     logits, targets = torch.randn(8, 100, device=dev), torch.randint(0, 100, (8,), device=dev)
-    tables = dict(coeff=torch.rand(100, device=dev), scale=torch.ones(100, device=dev),
-                  bias=torch.randn(100, device=dev), margin=torch.zeros(100, device=dev))
+    tables = dict(
+        coeff=torch.rand(100, device=dev),
+        scale=torch.ones(100, device=dev),
+        bias=torch.randn(100, device=dev),
+        margin=torch.zeros(100, device=dev),
+    )
     got = tk.focal_loss(logits, targets, **tables, grad_scale=torch.tensor(4.0, device=dev))
     for g, w in zip(got, ref.focal_loss(logits, targets, **tables, grad_scale=4.0), strict=True):
         torch.testing.assert_close(g, w, **LOSS)

@@ -41,9 +41,13 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 def _tables(n_cls: int, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
     """Random LDAM-like tables: scale, bias and a per-class margin all non-trivial, plus weights."""
     kw = dict(dtype=dtype, device=device)
-    return dict(coeff=torch.rand(n_cls, **kw), scale=torch.rand(n_cls, **kw) + 0.5,
-                bias=torch.randn(n_cls, **kw), margin=torch.rand(n_cls, **kw),
-                weight=torch.rand(n_cls, **kw) + 0.5)
+    return dict(
+        coeff=torch.rand(n_cls, **kw),
+        scale=torch.rand(n_cls, **kw) + 0.5,
+        bias=torch.randn(n_cls, **kw),
+        margin=torch.rand(n_cls, **kw),
+        weight=torch.rand(n_cls, **kw) + 0.5,
+    )
 
 
 def _tol(dtype: torch.dtype) -> dict[str, float]:
@@ -92,8 +96,8 @@ def test_a_bad_label_is_never_used_as_an_index(device: torch.device, monkeypatch
     padded = {}
     for name, t in tables.items():
         buf = torch.full((3 * n_cls,), NAN, device=device)
-        buf[n_cls:2 * n_cls] = t
-        padded[name] = buf[n_cls:2 * n_cls]
+        buf[n_cls : 2 * n_cls] = t
+        padded[name] = buf[n_cls : 2 * n_cls]
     losses, grad_a, _ = _assert_matches_reference(logits, targets, padded)
     assert losses[[0, 3]].isfinite().all() and grad_a[[0, 3]].isfinite().all()
     assert losses[[1, 2]].isnan().all()

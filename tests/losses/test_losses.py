@@ -27,7 +27,7 @@ def test_la_formula(seed: int) -> None:
 
 def test_ldam_formula(seed: int) -> None:
     z, y = _inputs()
-    m = torch.tensor([n ** -0.25 for n in COUNTS], dtype=torch.float64)
+    m = torch.tensor([n**-0.25 for n in COUNTS], dtype=torch.float64)
     m = m * 0.5 / m.max()
     adj = z.clone()
     adj[torch.arange(len(y)), y] -= m[y]
@@ -39,22 +39,33 @@ def test_vs_formula(seed: int) -> None:
     z, y = _inputs()
     n = torch.tensor(COUNTS, dtype=torch.float64)
     adj = z / (n.max() / n) ** 0.3 + 1.0 * torch.log(n / n.sum())
-    torch.testing.assert_close(VSLoss(COUNTS, reduction="none")(z, y),
-                               F.cross_entropy(adj, y, reduction="none"), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        VSLoss(COUNTS, reduction="none")(z, y),
+        F.cross_entropy(adj, y, reduction="none"),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_drw_weights() -> None:
     assert torch.equal(drw_weights(COUNTS, epoch=10), torch.ones(4))
     w = drw_weights(COUNTS, epoch=160)
-    raw = [(1 - 0.9999) / (1 - 0.9999 ** n) for n in COUNTS]
+    raw = [(1 - 0.9999) / (1 - 0.9999**n) for n in COUNTS]
     want = torch.tensor([r / sum(raw) * 4 for r in raw], dtype=torch.float32)
     torch.testing.assert_close(w, want)
     assert math.isclose(float(w.sum()), 4.0, rel_tol=1e-6)
 
 
-@pytest.mark.parametrize("loss", [CELoss(COUNTS, reduction="none"), LALoss(COUNTS, reduction="none"),
-                                  LDAMLoss(COUNTS, reduction="none"), VSLoss(COUNTS, reduction="none"),
-                                  CELoss(COUNTS, weight=drw_weights(COUNTS, 200), reduction="none")])
+@pytest.mark.parametrize(
+    "loss",
+    [
+        CELoss(COUNTS, reduction="none"),
+        LALoss(COUNTS, reduction="none"),
+        LDAMLoss(COUNTS, reduction="none"),
+        VSLoss(COUNTS, reduction="none"),
+        CELoss(COUNTS, weight=drw_weights(COUNTS, 200), reduction="none"),
+    ],
+)
 def test_tables_reproduce_loss_and_gradients(loss, seed: int) -> None:
     z, y = _inputs(13)
     z.requires_grad_(True)

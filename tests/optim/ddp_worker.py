@@ -23,13 +23,15 @@ def net(seed: int = 0) -> nn.Sequential:
 def batches(world: int, per_rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(1234)
     n = world * per_rank
-    return [(torch.randn(n, 6, dtype=torch.float64, generator=gen), torch.randint(0, 3, (n,), generator=gen))
-            for _ in range(STEPS)]
+    return [
+        (torch.randn(n, 6, dtype=torch.float64, generator=gen), torch.randint(0, 3, (n,), generator=gen))
+        for _ in range(STEPS)
+    ]
 
 
 def run(model: nn.Module, opt, data, rank: int, world: int, per_rank: int) -> None:
     for x, y in data:
-        xs, ys = x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
+        xs, ys = x[rank * per_rank : (rank + 1) * per_rank], y[rank * per_rank : (rank + 1) * per_rank]
         opt.step(lambda xs=xs, ys=ys: F.cross_entropy(model(xs), ys, reduction="none"), targets=ys)
 
 
@@ -43,6 +45,7 @@ def count_collectives() -> dict[str, int]:
         def counted(*args, **kwargs):
             counts[name] += 1
             return original(*args, **kwargs)
+
         return counted
 
     for name in counts:
@@ -53,7 +56,7 @@ def count_collectives() -> dict[str, int]:
 def run_ccsam(model: nn.Sequential, opt, data, rank: int, per_rank: int) -> None:
     """CC-SAM steps: the closure returns the features of ``model[:-1]`` (not through DDP's forward)."""
     for x, y in data:
-        xs, ys = x[rank * per_rank:(rank + 1) * per_rank], y[rank * per_rank:(rank + 1) * per_rank]
+        xs, ys = x[rank * per_rank : (rank + 1) * per_rank], y[rank * per_rank : (rank + 1) * per_rank]
         opt.step(lambda xs=xs: model[:-1](xs), targets=ys)
 
 
@@ -78,8 +81,14 @@ def worker(rank: int, world: int, store: str, method: str, impl: str, per_rank: 
             collectives = count_collectives()
             run_ccsam(model, opt, batches(world, per_rank), rank, per_rank)
             if rank == 0:
-                torch.save({"weights": [p.detach() for p in model.parameters()], "ddp_allreduces": calls["n"],
-                            **collectives}, out)
+                torch.save(
+                    {
+                        "weights": [p.detach() for p in model.parameters()],
+                        "ddp_allreduces": calls["n"],
+                        **collectives,
+                    },
+                    out,
+                )
             return
         run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
         if rank == 0:

@@ -38,8 +38,13 @@ def batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 6, dtype=torch.float64), torch.arange(n) % 3
 
 
-def closure(method: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-            hook: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[], Any]:
+def closure(
+    method: str,
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    hook: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Callable[[], Any]:
     """The closure of ``method``; ``hook`` maps the logits (or features) of every forward."""
     hook = hook or (lambda t: t)
     if method == "ccsam":

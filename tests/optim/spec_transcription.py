@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _sgd(params: list[Tensor], grads: list[Tensor], bufs: dict[int, Tensor], lr: float,
-         momentum: float, wd: float) -> None:
+def _sgd(
+    params: list[Tensor], grads: list[Tensor], bufs: dict[int, Tensor], lr: float, momentum: float, wd: float
+) -> None:
     with torch.no_grad():
         for i, (p, g) in enumerate(zip(params, grads)):
             d = g + wd * p
@@ -39,9 +40,19 @@ def _restore(params: list[Tensor], saved: list[Tensor]) -> None:
             p.copy_(s)
 
 
-def sam_like_step(model: nn.Module, x: Tensor, y: Tensor, bufs: dict[int, Tensor], *,
-                  w_keep: Tensor, w_sharp: Tensor, rho: float, lr: float, momentum: float,
-                  wd: float) -> None:
+def sam_like_step(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    bufs: dict[int, Tensor],
+    *,
+    w_keep: Tensor,
+    w_sharp: Tensor,
+    rho: float,
+    lr: float,
+    momentum: float,
+    wd: float,
+) -> None:
     """Focal-SAM form with per-sample weights: g = grad[sum w_keep l](w) + grad[sum w_sharp l](w+eps),
     eps along grad[sum w_sharp l](w).  SAM: w_keep = 0, w_sharp = 1; ImbSAM: head/tail masks."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -64,9 +75,19 @@ def focal_weights(counts: list[int], y: Tensor, gamma: float, lam: float) -> Ten
     return c[y].to(torch.get_default_dtype())
 
 
-def ccsam_step(model: nn.Module, x: Tensor, y: Tensor, bufs: dict[int, Tensor], *,
-               counts: list[int], nu: float, beta: float, lr: float, momentum: float,
-               wd: float) -> None:
+def ccsam_step(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    bufs: dict[int, Tensor],
+    *,
+    counts: list[int],
+    nu: float,
+    beta: float,
+    lr: float,
+    momentum: float,
+    wd: float,
+) -> None:
     """Official CC-SAM stage 1 (head = model.fc, per-tensor theta norm), docs/spec.md §5."""
     params = [p for p in model.parameters() if p.requires_grad]
     head = [model.fc.weight, model.fc.bias]
@@ -80,8 +101,14 @@ def ccsam_step(model: nn.Module, x: Tensor, y: Tensor, bufs: dict[int, Tensor], 
         moved = []
         for p, g in zip(head, grads):
             gn = g.norm()
-            r = nu * torch.sqrt(p.detach().norm()) / torch.sqrt(gn) / math.sqrt(2) \
-                / max(counts[c] - 1, 1) ** 0.25 / k ** 0.25
+            r = (
+                nu
+                * torch.sqrt(p.detach().norm())
+                / torch.sqrt(gn)
+                / math.sqrt(2)
+                / max(counts[c] - 1, 1) ** 0.25
+                / k**0.25
+            )
             moved.append(p + (r * g / gn * math.sqrt(k)).detach())
         pert.append(F.cross_entropy(F.linear(feats[idx], moved[0], moved[1]), y[idx], reduction="none"))
     total = (1 - beta) * losses.mean() + beta * torch.cat(pert).mean()

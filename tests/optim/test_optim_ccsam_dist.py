@@ -12,8 +12,10 @@ from torch import nn
 
 from focalsam_fast import CCSAM
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is not available in this torch build")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="torch.distributed with gloo is not available in this torch build",
+)
 COUNTS = [40, 12, 3]
 
 
@@ -48,10 +50,13 @@ def test_ccsam_distributed_errors_on_every_rank(tmp_path) -> None:
     mp.spawn(worker, args=(str(tmp_path / "store"), out), nprocs=2)
     for rank in range(2):
         got = torch.load(f"{out}.{rank}")
-        assert got["unequal"] == ("ValueError: CCSAM under torch.distributed needs the same batch size on "
-                                  "every rank, got [4, 5] (use DistributedSampler with drop_last=True or "
-                                  "equal shards)")
+        assert got["unequal"] == (
+            "ValueError: CCSAM under torch.distributed needs the same batch size on "
+            "every rank, got [4, 5] (use DistributedSampler with drop_last=True or "
+            "equal shards)"
+        )
         assert got["not_closed"].startswith(
             "RuntimeError: CCSAM under torch.distributed runs the closed form only (perturb='head', an "
-            "nn.Linear head on 2-D features, a fused impl); got perturb='last'")
+            "nn.Linear head on 2-D features, a fused impl); got perturb='last'"
+        )
         assert "\n" not in got["not_closed"]

@@ -32,19 +32,38 @@ def _nets(form: str, seed: int) -> tuple[nn.Module, nn.Module]:
         last: nn.Module = nn.Linear(4, len(COUNTS))
     else:
         norm = [nn.BatchNorm2d(6)] if form == "last" else []
-        last = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, bias=form != "last"), *norm, nn.ReLU(),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, len(COUNTS)))
+        last = nn.Sequential(
+            nn.Conv2d(4, 6, 3, padding=1, bias=form != "last"),
+            *norm,
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(6, len(COUNTS)),
+        )
     return trunk.double().train(), last.double().train()
 
 
 def _batches(steps: int, seed: int) -> list[tuple[Tensor, Tensor]]:
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(12, 3, 5, 5, dtype=torch.float64, generator=gen),
-             torch.randint(0, len(COUNTS), (12,), generator=gen)) for _ in range(steps)]
+    return [
+        (
+            torch.randn(12, 3, 5, 5, dtype=torch.float64, generator=gen),
+            torch.randint(0, len(COUNTS), (12,), generator=gen),
+        )
+        for _ in range(steps)
+    ]
 
 
-def transcribed_step(trunk: nn.Module, last: nn.Module, x: Tensor, y: Tensor, bufs: dict[int, Tensor], *,
-                     nu: float, beta: float) -> None:
+def transcribed_step(
+    trunk: nn.Module,
+    last: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    bufs: dict[int, Tensor],
+    *,
+    nu: float,
+    beta: float,
+) -> None:
     """One CC-SAM step written out: per class, a perturbed *copy* of the last layers on the whole
     batch (its BatchNorm statistics are thrown away), the copy's gradient added to theta's."""
     h = trunk(x)
@@ -59,8 +78,14 @@ def transcribed_step(trunk: nn.Module, last: nn.Module, x: Tensor, y: Tensor, bu
         moved = copy.deepcopy(last)
         with torch.no_grad():
             for q, p, g in zip(moved.parameters(), theta, grads):
-                r = (nu * math.sqrt(p.norm()) / math.sqrt(g.norm()) / math.sqrt(2)
-                     / max(n_c - 1, 1) ** 0.25 / k ** 0.25)
+                r = (
+                    nu
+                    * math.sqrt(p.norm())
+                    / math.sqrt(g.norm())
+                    / math.sqrt(2)
+                    / max(n_c - 1, 1) ** 0.25
+                    / k**0.25
+                )
                 q.copy_(p + r * math.sqrt(k) * g / g.norm())
         total = total + beta * F.cross_entropy(moved(h)[rows], y[rows], reduction="sum") / len(y)
         copies.append(moved)
@@ -91,8 +116,16 @@ def test_ccsam_forms_match_the_transcription(form: str, impl: str, seed: int) ->
     trunk, last = _nets(form, seed)
     mine_trunk, mine_last = copy.deepcopy(trunk), copy.deepcopy(last)
     nu, beta = 0.5, 0.4
-    opt = CCSAM([*mine_trunk.parameters(), *mine_last.parameters()], head=mine_last, class_counts=COUNTS,
-                noise_ratio=nu, beta=beta, perturb="head" if form == "head" else "last", impl=impl, **HYPER)
+    opt = CCSAM(
+        [*mine_trunk.parameters(), *mine_last.parameters()],
+        head=mine_last,
+        class_counts=COUNTS,
+        noise_ratio=nu,
+        beta=beta,
+        perturb="head" if form == "head" else "last",
+        impl=impl,
+        **HYPER,
+    )
     bufs: dict[int, Tensor] = {}
     start = _state(trunk, last)
     for x, y in _batches(3, seed + 10):
@@ -109,16 +142,28 @@ def test_perturbation_matters_in_last_layers() -> None:
     got = []
     for nu in (0.5, 0.0):
         trunk, last = _nets("last", 3)
-        opt = CCSAM([*trunk.parameters(), *last.parameters()], head=last, class_counts=COUNTS, noise_ratio=nu,
-                    beta=0.4, perturb="last", **HYPER)
+        opt = CCSAM(
+            [*trunk.parameters(), *last.parameters()],
+            head=last,
+            class_counts=COUNTS,
+            noise_ratio=nu,
+            beta=0.4,
+            perturb="last",
+            **HYPER,
+        )
         for x, y in _batches(2, 4):
             opt.step(lambda x=x: trunk(x), targets=y)
         got.append(_state(trunk, last))
     assert max((a - b).abs().max().item() for a, b in zip(*got)) > 1e-4
 
 
-CASES = [("last", "reference"), ("last", FUSED), ("last-nobn", "reference"), ("head", "reference"),
-         ("head", FUSED)]
+CASES = [
+    ("last", "reference"),
+    ("last", FUSED),
+    ("last-nobn", "reference"),
+    ("head", "reference"),
+    ("head", FUSED),
+]
 
 
 @pytest.mark.parametrize(("form", "impl"), CASES)
@@ -133,8 +178,15 @@ def test_one_pass_per_class_through_the_last_layers(form: str, impl: str) -> Non
     trunk.register_forward_hook(lambda *_: calls.__setitem__("trunk", calls["trunk"] + 1))
     first.register_forward_hook(lambda *_: calls.__setitem__("last", calls["last"] + 1))
     first.weight.register_hook(lambda g: calls.__setitem__("grads", calls["grads"] + 1))
-    opt = CCSAM([*trunk.parameters(), *last.parameters()], head=last, class_counts=COUNTS, noise_ratio=0.1,
-                perturb="head" if form == "head" else "last", impl=impl, **HYPER)
+    opt = CCSAM(
+        [*trunk.parameters(), *last.parameters()],
+        head=last,
+        class_counts=COUNTS,
+        noise_ratio=0.1,
+        perturb="head" if form == "head" else "last",
+        impl=impl,
+        **HYPER,
+    )
     closed_form = form == "head" and impl != "reference"
     for x, y in _batches(3, 6):
         classes = len(torch.unique(y))
@@ -149,8 +201,14 @@ def test_perturbed_passes_leave_running_statistics_to_the_clean_pass() -> None:
     x, y = _batches(1, 8)[0]
     clean = copy.deepcopy(last)
     clean(trunk(x).detach())
-    opt = CCSAM([*trunk.parameters(), *last.parameters()], head=last, class_counts=COUNTS, noise_ratio=0.5,
-                perturb="last", lr=0.0)
+    opt = CCSAM(
+        [*trunk.parameters(), *last.parameters()],
+        head=last,
+        class_counts=COUNTS,
+        noise_ratio=0.5,
+        perturb="last",
+        lr=0.0,
+    )
     opt.step(lambda: trunk(x), targets=y)
     for a, b in zip(last.buffers(), clean.buffers(), strict=True):
         torch.testing.assert_close(a, b, rtol=FP64_RTOL, atol=FP64_ATOL)

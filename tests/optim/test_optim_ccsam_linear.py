@@ -19,8 +19,16 @@ COUNTS = [50, 20, 9, 4, 2, 1, 1]
 
 
 def _run(impl: str, net: nn.Sequential, steps: int, **kw) -> list[torch.Tensor]:
-    opt = CCSAM(net.parameters(), head=net[-1], class_counts=COUNTS, lr=0.1, momentum=0.9,
-                weight_decay=1e-3, impl=impl, **kw)
+    opt = CCSAM(
+        net.parameters(),
+        head=net[-1],
+        class_counts=COUNTS,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-3,
+        impl=impl,
+        **kw,
+    )
     gen = torch.Generator().manual_seed(5)
     for _ in range(steps):
         x = torch.randn(13, 5, dtype=torch.float64, generator=gen)

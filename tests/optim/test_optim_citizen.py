@@ -39,8 +39,12 @@ def test_add_param_group_then_step(method: str, impl: str) -> None:
     net_a = model()
     net_b = copy.deepcopy(net_a)
     head_lr = {"lr": 0.02, "rho": 0.05}
-    opt_a = make(method, net_a, impl, params=[{"params": net_a[:-1].parameters()},
-                                              {"params": net_a[-1].parameters(), **head_lr}])
+    opt_a = make(
+        method,
+        net_a,
+        impl,
+        params=[{"params": net_a[:-1].parameters()}, {"params": net_a[-1].parameters(), **head_lr}],
+    )
     opt_b = make(method, net_b, impl, params=net_b[:-1].parameters())
     opt_b.add_param_group({"params": net_b[-1].parameters(), **head_lr})
     assert opt_b.impl == opt_a.impl
@@ -67,8 +71,7 @@ def test_copies_step_identically(method: str, impl: str, how: str) -> None:
     net = model()
     opt = make(method, net, impl)
     _steps(method, net, opt, n=2, seed=1)
-    net2, opt2 = (copy.deepcopy((net, opt)) if how == "deepcopy"
-                  else pickle.loads(pickle.dumps((net, opt))))
+    net2, opt2 = copy.deepcopy((net, opt)) if how == "deepcopy" else pickle.loads(pickle.dumps((net, opt)))
     assert type(opt2) is type(opt) and opt2.impl == opt.impl
     assert opt2.check_inputs == opt.check_inputs
     assert opt2.base_optimizer.param_groups is opt2.param_groups
@@ -80,12 +83,19 @@ def test_copies_step_identically(method: str, impl: str, how: str) -> None:
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_copy_keeps_the_fused_loss_criterion(how: str) -> None:
     net = model()
-    opt = FocalSAM(net.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7, rho=0.1, lr=0.05,
-                   momentum=0.9, criterion=LALoss(COUNTS, reduction="none"))
+    opt = FocalSAM(
+        net.parameters(),
+        class_counts=COUNTS,
+        gamma=2.0,
+        lam=0.7,
+        rho=0.1,
+        lr=0.05,
+        momentum=0.9,
+        criterion=LALoss(COUNTS, reduction="none"),
+    )
     x, y = batch()
     opt.step(lambda: net(x), targets=y)
-    net2, opt2 = (copy.deepcopy((net, opt)) if how == "deepcopy"
-                  else pickle.loads(pickle.dumps((net, opt))))
+    net2, opt2 = copy.deepcopy((net, opt)) if how == "deepcopy" else pickle.loads(pickle.dumps((net, opt)))
     assert isinstance(opt2.criterion, LALoss) and torch.equal(opt2.coefficients, opt.coefficients)
     opt.step(lambda: net(x), targets=y)
     opt2.step(lambda: net2(x), targets=y)
@@ -111,8 +121,11 @@ def _transposed_model() -> nn.Sequential:
 @pytest.mark.parametrize("impl", FUSED_CPU)
 def test_non_dense_parameter(impl: str) -> None:
     """'auto' runs the group on the fallback (and says so); an explicit fused impl refuses it."""
-    with pytest.raises(ValueError, match=rf"impl='{impl}' cannot run param group 0: parameter 0 "
-                                         r"\(shape \(8, 6\)\) has strides \(1, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"impl='{impl}' cannot run param group 0: parameter 0 "
+        r"\(shape \(8, 6\)\) has strides \(1, 8\)",
+    ):
         make("focal", _transposed_model(), impl)
     torch.manual_seed(5)
     net = _transposed_model()
@@ -149,8 +162,13 @@ def test_sparse_gradients() -> None:
     for impl in ("auto", "reference"):
         torch.manual_seed(9)
         net = _embedding_net()
-        opt = FocalSAM([{"params": net[0].parameters()}, {"params": net[1].parameters()}],
-                       class_counts=COUNTS, rho=0.1, lr=0.1, impl=impl)
+        opt = FocalSAM(
+            [{"params": net[0].parameters()}, {"params": net[1].parameters()}],
+            class_counts=COUNTS,
+            rho=0.1,
+            lr=0.1,
+            impl=impl,
+        )
         for _ in range(2):
             opt.step(lambda net=net: F.cross_entropy(net(idx), y, reduction="none"), targets=y)
         results.append([p.detach().clone() for p in net.parameters()])

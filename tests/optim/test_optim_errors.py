@@ -29,8 +29,11 @@ def _lin() -> nn.Linear:
         ({"class_counts": [[1, 2], [3, 4]]}, ValueError, "class_counts must be 1-D"),
         ({"class_counts": [5, 0, 3]}, ValueError, r"must all be > 0.*\[0\].*\[1\]"),
         ({"class_counts": [5, -2, 3]}, ValueError, "must all be > 0"),
-        ({"base_optimizer": torch.optim.SGD([nn.Parameter(torch.randn(1))], lr=0.1)}, TypeError,
-         "base_optimizer must be an optimizer class"),
+        (
+            {"base_optimizer": torch.optim.SGD([nn.Parameter(torch.randn(1))], lr=0.1)},
+            TypeError,
+            "base_optimizer must be an optimizer class",
+        ),
         ({"base_optimizer": dict}, TypeError, "base_optimizer must be an optimizer class"),
         ({"impl": "cuda-fast"}, ValueError, "unknown impl 'cuda-fast'"),
     ],
@@ -61,11 +64,14 @@ def test_wrong_length_counts_and_bad_labels(cls) -> None:
     with pytest.raises(ValueError, match=r"label 2 is out of range: valid labels are 0\.\.1"):
         opt.step(lambda: F.cross_entropy(lin(x), y, reduction="none"), targets=y)
     with pytest.raises(ValueError, match="label -1 is out of range"):
-        opt.step(lambda: F.cross_entropy(lin(x), y.clamp(max=1), reduction="none"),
-                 targets=torch.tensor([0, -1, 1, 0, 1]))
+        opt.step(
+            lambda: F.cross_entropy(lin(x), y.clamp(max=1), reduction="none"),
+            targets=torch.tensor([0, -1, 1, 0, 1]),
+        )
     with pytest.raises(ValueError, match=r"targets must have shape \(5,\)"):
-        opt.step(lambda: F.cross_entropy(lin(x), y.clamp(max=1), reduction="none"),
-                 targets=torch.tensor([0, 1, 1]))
+        opt.step(
+            lambda: F.cross_entropy(lin(x), y.clamp(max=1), reduction="none"), targets=torch.tensor([0, 1, 1])
+        )
     with pytest.raises(TypeError, match=r"targets="):
         opt.step(lambda: F.cross_entropy(lin(x), y, reduction="none"))
     assert all(torch.equal(p, q) for p, q in zip(lin.parameters(), w0))
@@ -84,8 +90,7 @@ def test_scalar_closure_says_reduction_none() -> None:
 @pytest.mark.parametrize("bad_pass", [1, 2])
 def test_nonfinite_loss_raises_and_keeps_weights(bad_pass: int) -> None:
     lin = _lin()
-    opt = FocalSAM(lin.parameters(), class_counts=COUNTS, gamma=1.0, lam=0.5, rho=0.1, lr=0.1,
-                   momentum=0.9)
+    opt = FocalSAM(lin.parameters(), class_counts=COUNTS, gamma=1.0, lam=0.5, rho=0.1, lr=0.1, momentum=0.9)
     x, y = torch.randn(4, 4), torch.tensor([0, 1, 2, 0])
     w0 = [p.detach().clone() for p in lin.parameters()]
     calls = {"n": 0}
@@ -215,15 +220,18 @@ def test_load_state_dict_validates(key: str, value: float) -> None:
     assert all(opt.param_groups[0][k] == before[k] for k in before if k != "params")
 
 
-@pytest.mark.parametrize(("loss", "kwargs", "match"), [
-    (LALoss, {"tau": float("nan")}, "LA tau must be a finite number"),
-    (VSLoss, {"gamma": -0.1}, "VS gamma must be a finite number >= 0"),
-    (VSLoss, {"tau": float("inf")}, "VS tau must be a finite number"),
-    (LDAMLoss, {"s": 0.0}, "LDAM s must be > 0"),
-    (LDAMLoss, {"s": float("nan")}, "LDAM s must be a finite number"),
-    (LDAMLoss, {"max_m": -0.5}, "LDAM max_m must be a finite number >= 0"),
-    (LDAMLoss, {"weight": torch.tensor([1.0, float("nan"), 1.0])}, "weight must be finite"),
-])
+@pytest.mark.parametrize(
+    ("loss", "kwargs", "match"),
+    [
+        (LALoss, {"tau": float("nan")}, "LA tau must be a finite number"),
+        (VSLoss, {"gamma": -0.1}, "VS gamma must be a finite number >= 0"),
+        (VSLoss, {"tau": float("inf")}, "VS tau must be a finite number"),
+        (LDAMLoss, {"s": 0.0}, "LDAM s must be > 0"),
+        (LDAMLoss, {"s": float("nan")}, "LDAM s must be a finite number"),
+        (LDAMLoss, {"max_m": -0.5}, "LDAM max_m must be a finite number >= 0"),
+        (LDAMLoss, {"weight": torch.tensor([1.0, float("nan"), 1.0])}, "weight must be finite"),
+    ],
+)
 def test_loss_arguments(loss, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=re.escape(match)):
         loss(COUNTS, **kwargs)

@@ -43,8 +43,9 @@ def test_gamma0_lam1_bitwise_sam(impl: str, seed: int) -> None:
 def test_lam0_is_sgd_and_finite(dtype: torch.dtype, seed: int) -> None:
     lin = nn.Linear(6, 4).to(dtype)
     ref = copy.deepcopy(lin)
-    focal = FocalSAM(lin.parameters(), class_counts=[50, 20, 5, 1], gamma=2.0, lam=0.0, rho=0.5,
-                     lr=0.1, momentum=0.9)
+    focal = FocalSAM(
+        lin.parameters(), class_counts=[50, 20, 5, 1], gamma=2.0, lam=0.0, rho=0.5, lr=0.1, momentum=0.9
+    )
     sgd = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
     for _ in range(3):
         x = torch.randn(8, 6, dtype=dtype)
@@ -67,9 +68,10 @@ def test_eps_norm_is_rho_over_all_trainable(impl: str, seed: int) -> None:
     unused = nn.Parameter(torch.randn(3))
     frozen_before = model.conv.bias.detach().clone()
     unused_before = unused.detach().clone()
-    params = [{"params": [model.conv.weight, unused]},
-              {"params": [model.bn.weight, model.bn.bias, model.fc.weight, model.fc.bias,
-                          model.conv.bias]}]
+    params = [
+        {"params": [model.conv.weight, unused]},
+        {"params": [model.bn.weight, model.bn.bias, model.fc.weight, model.fc.bias, model.conv.bias]},
+    ]
     opt = SAM(params, rho=0.37, lr=0.1, impl=impl)
     x, y = _data()
     w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -87,8 +89,14 @@ def test_eps_norm_is_rho_over_all_trainable(impl: str, seed: int) -> None:
 
 def test_param_with_grad_in_one_pass_only_is_restored(seed: int) -> None:
     a, b = nn.Linear(4, 3), nn.Linear(4, 3)
-    opt = FocalSAM(list(a.parameters()) + list(b.parameters()), class_counts=[5, 3, 1], gamma=1.0,
-                   lam=0.5, rho=0.3, lr=0.0)
+    opt = FocalSAM(
+        list(a.parameters()) + list(b.parameters()),
+        class_counts=[5, 3, 1],
+        gamma=1.0,
+        lam=0.5,
+        rho=0.3,
+        lr=0.0,
+    )
     x, y = torch.randn(6, 4), torch.randint(0, 3, (6,))
     calls = {"n": 0}
     w_b = [p.detach().clone() for p in b.parameters()]
@@ -112,7 +120,8 @@ def test_single_class_batch_identity(seed: int) -> None:
         counts, gamma, lam, rho = [40, 10, 3], 1.5, 0.7, 0.2
         x, y = torch.randn(7, 5), torch.full((7,), 2)
         FocalSAM(lin.parameters(), class_counts=counts, gamma=gamma, lam=lam, rho=rho, lr=0.1).step(
-            lambda: F.cross_entropy(lin(x), y, reduction="none"), targets=y)
+            lambda: F.cross_entropy(lin(x), y, reduction="none"), targets=y
+        )
         c = lam * (1 - 3 / 53) ** gamma
         params = list(ref.parameters())
         g_w = torch.autograd.grad(F.cross_entropy(ref(x), y), params)
@@ -133,8 +142,7 @@ def test_single_class_batch_identity(seed: int) -> None:
 
 def test_param_groups_with_different_rho(seed: int) -> None:
     lin1, lin2 = nn.Linear(4, 4), nn.Linear(4, 3)
-    opt = SAM([{"params": lin1.parameters(), "rho": 0.1}, {"params": lin2.parameters(), "rho": 0.4}],
-              lr=0.1)
+    opt = SAM([{"params": lin1.parameters(), "rho": 0.1}, {"params": lin2.parameters(), "rho": 0.4}], lr=0.1)
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     F.cross_entropy(lin2(lin1(x)), y).backward()
     grads = [p.grad.clone() for p in list(lin1.parameters()) + list(lin2.parameters())]
@@ -177,8 +185,7 @@ def test_pass_counts(cls, fwd: int, bwd: int) -> None:
 def test_imbsam_empty_tail_is_sgd(seed: int) -> None:
     lin = nn.Linear(4, 3)
     ref = copy.deepcopy(lin)
-    opt = ImbSAM(lin.parameters(), class_counts=[50, 30, 2], tail_threshold=20, rho=0.5, lr=0.1,
-                 momentum=0.9)
+    opt = ImbSAM(lin.parameters(), class_counts=[50, 30, 2], tail_threshold=20, rho=0.5, lr=0.1, momentum=0.9)
     sgd = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
     for _ in range(3):
         x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))  # no class-2 (tail) sample
@@ -208,8 +215,14 @@ def test_imbsam_all_tail_weight1_is_sam(seed: int) -> None:
 def test_ccsam_degenerates_to_sgd(kw: dict, seed: int) -> None:
     a = SmallCNN()
     b = copy.deepcopy(a)
-    opt = CCSAM(a.parameters(), head=a.fc, class_counts=COUNTS, lr=0.1, momentum=0.9,
-                **{"noise_ratio": 0.1, "beta": 0.5, **kw})
+    opt = CCSAM(
+        a.parameters(),
+        head=a.fc,
+        class_counts=COUNTS,
+        lr=0.1,
+        momentum=0.9,
+        **{"noise_ratio": 0.1, "beta": 0.5, **kw},
+    )
     sgd = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9)
     for _ in range(3):
         x, y = _data()
@@ -263,8 +276,9 @@ def test_ccsam_perturbs_only_head_and_restores(seed: int) -> None:
 
 def test_ccsam_all_weights_form_runs(seed: int) -> None:
     model = SmallCNN()
-    opt = CCSAM(model.parameters(), head=model.fc, class_counts=COUNTS, noise_ratio=0.05,
-                perturb="all", lr=0.1)
+    opt = CCSAM(
+        model.parameters(), head=model.fc, class_counts=COUNTS, noise_ratio=0.05, perturb="all", lr=0.1
+    )
     x, y = _data()
     calls = {"n": 0}
 

@@ -27,8 +27,10 @@ from focalsam_fast.testing import FP32_GRAD_RTOL, FP32_RTOL, FP64_RTOL, SmallCNN
 
 COUNTS = [300, 120, 40, 9, 2]
 METHODS = ("sam", "imbsam", "ccsam", "focalsam", "focalsam+vs", "focalsam+ldam")
-VARIANTS = [pytest.param(torch.float32, False, id="fp32"),
-            pytest.param(torch.float64, True, id="fp64-nesterov")]
+VARIANTS = [
+    pytest.param(torch.float32, False, id="fp32"),
+    pytest.param(torch.float64, True, id="fp64-nesterov"),
+]
 CUDA_IMPLS = ("foreach", "cuda", "triton")
 # The conv bias feeds BatchNorm: its exact gradient is 0 and the computed one is the round-off of a
 # sum of O(1e-2) terms (~1e-8 in fp32), which differs between implementations (other summation
@@ -36,8 +38,11 @@ CUDA_IMPLS = ("foreach", "cuda", "triton")
 # difference measures round-off against a tiny scale (measured up to 1.3e-4 in fp32 with the LDAM
 # criterion, every other buffer <= 5e-7); it is compared on the scale of the model's largest buffer.
 ROUNDOFF_GRADIENT = {"conv.bias"}
-CASES = [pytest.param("cpu", name, id=f"cpu-{name}") for name in kernels.available_impls("cpu")
-         if name != "reference"]
+CASES = [
+    pytest.param("cpu", name, id=f"cpu-{name}")
+    for name in kernels.available_impls("cpu")
+    if name != "reference"
+]
 CASES += [pytest.param("cuda", name, id=f"cuda-{name}", marks=pytest.mark.gpu) for name in CUDA_IMPLS]
 
 
@@ -52,26 +57,37 @@ def device(request: pytest.FixtureRequest, impl: str) -> Iterator[torch.device]:
     if dev.type != "cuda":
         yield dev
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    saved_det = (torch.are_deterministic_algorithms_enabled(),
-                 torch.is_deterministic_algorithms_warn_only_enabled())
+    saved = (
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    saved_det = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield dev
     finally:
-        (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+        (
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark,
+        ) = saved
         torch.use_deterministic_algorithms(saved_det[0], warn_only=saved_det[1])
 
 
 def _criterion(method: str, device: torch.device) -> VSLoss | LDAMLoss | None:
     """One loss object, shared by the reference and the fused optimizer of a case."""
     if method == "focalsam+vs":
-        return VSLoss(COUNTS, gamma=0.3, tau=1.0, weight=0.5 + torch.rand(len(COUNTS)),
-                      reduction="none").to(device)
+        return VSLoss(COUNTS, gamma=0.3, tau=1.0, weight=0.5 + torch.rand(len(COUNTS)), reduction="none").to(
+            device
+        )
     if method == "focalsam+ldam":
         return LDAMLoss(COUNTS, max_m=0.5, s=2.0, reduction="none").to(device)
     return None
@@ -82,8 +98,9 @@ def _optimizer(method: str, model: torch.nn.Module, impl: str, nesterov: bool, c
     if method == "sam":
         return SAM(model.parameters(), rho=0.3, adaptive=nesterov, **kw)
     if method.startswith("focalsam"):
-        return FocalSAM(model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7, rho=0.3,
-                        criterion=criterion, **kw)
+        return FocalSAM(
+            model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7, rho=0.3, criterion=criterion, **kw
+        )
     if method == "imbsam":
         return ImbSAM(model.parameters(), class_counts=COUNTS, tail_threshold=50, rho=0.3, **kw)
     return CCSAM(model.parameters(), head=model.fc, class_counts=COUNTS, noise_ratio=0.05, **kw)
@@ -105,8 +122,15 @@ def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize(("dtype", "nesterov"), VARIANTS)
 @pytest.mark.parametrize(("device_name", "impl"), CASES)
 @pytest.mark.parametrize("method", METHODS)
-def test_fused_step_matches_reference(method: str, device_name: str, impl: str, device: torch.device,
-                                      dtype: torch.dtype, nesterov: bool, seed: int) -> None:
+def test_fused_step_matches_reference(
+    method: str,
+    device_name: str,
+    impl: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    nesterov: bool,
+    seed: int,
+) -> None:
     ref_model = SmallCNN(num_classes=len(COUNTS)).to(device, dtype)
     model = copy.deepcopy(ref_model)
     criterion = _criterion(method, device)
@@ -123,8 +147,9 @@ def test_fused_step_matches_reference(method: str, device_name: str, impl: str, 
         if a.is_floating_point():
             assert _max_rel(a, b) <= tol, f"{name}: {_max_rel(a, b):.3g} > {tol} (seed {seed})"
     bufs = {n: opt.base_optimizer.state[p]["momentum_buffer"] for n, p in model.named_parameters()}
-    ref_bufs = {n: ref_opt.base_optimizer.state[p]["momentum_buffer"]
-                for n, p in ref_model.named_parameters()}
+    ref_bufs = {
+        n: ref_opt.base_optimizer.state[p]["momentum_buffer"] for n, p in ref_model.named_parameters()
+    }
     largest = max(float(b.abs().max()) for b in ref_bufs.values())
     buf_tol = FP64_RTOL if dtype == torch.float64 else FP32_GRAD_RTOL
     for name, buf in bufs.items():
@@ -136,8 +161,9 @@ def test_fused_step_matches_reference(method: str, device_name: str, impl: str, 
 
 @pytest.mark.parametrize(("device_name", "impl"), CASES)
 @pytest.mark.parametrize("method", ["sam", "focalsam"])
-def test_other_base_optimizer_matches_reference(method: str, device_name: str, impl: str,
-                                                device: torch.device, seed: int) -> None:
+def test_other_base_optimizer_matches_reference(
+    method: str, device_name: str, impl: str, device: torch.device, seed: int
+) -> None:
     """AdamW as the base: the fused paths combine ``g1 + g2`` in one multi-tensor add and then run
     AdamW's own step; 5 steps in float64 match the per-tensor reference.
 

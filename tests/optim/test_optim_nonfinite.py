@@ -19,10 +19,12 @@ from method_cases import (
 )
 
 # backward passes of one step: SAM 2 (h, g1); ImbSAM / Focal-SAM 3 (g2, h, g1); CC-SAM 1
-BACKWARDS = {"sam": ("gradient that defines eps", "gradient at w \\+ eps"),
-             "imbsam": ("gradient kept.*g2", "gradient that defines eps", "gradient at w \\+ eps"),
-             "focal": ("gradient kept.*g2", "gradient that defines eps", "gradient at w \\+ eps"),
-             "ccsam": ("gradient at w \\+ eps",)}
+BACKWARDS = {
+    "sam": ("gradient that defines eps", "gradient at w \\+ eps"),
+    "imbsam": ("gradient kept.*g2", "gradient that defines eps", "gradient at w \\+ eps"),
+    "focal": ("gradient kept.*g2", "gradient that defines eps", "gradient at w \\+ eps"),
+    "ccsam": ("gradient at w \\+ eps",),
+}
 CASES = [(m, k) for m in METHODS for k in range(len(BACKWARDS[m]))]
 LOSS_CASES = [(m, c) for m in METHODS for c in (1, 2) if (m, c) != ("ccsam", 2)]
 

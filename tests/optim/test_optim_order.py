@@ -24,8 +24,11 @@ def test_sam_stages_out_of_order(impl: str) -> None:
     opt.first_step()
     shifted = [p.detach().clone() for p in net.parameters()]
     _losses(net, x, y).mean().backward()
-    with pytest.raises(RuntimeError, match=r"first_step\(\) called out of order.*must be second_step"
-                                           r".*still at w \+ eps.*abort\(\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"first_step\(\) called out of order.*must be second_step"
+        r".*still at w \+ eps.*abort\(\)",
+    ):
         opt.first_step()
     assert all(torch.equal(p, s) for p, s in zip(net.parameters(), shifted))  # nothing changed
     with pytest.raises(RuntimeError, match=r"step\(\) called in the middle.*second_step\(\)"):

@@ -16,12 +16,21 @@ W0 = [[0.5, -0.2], [0.1, 0.3], [-0.4, 0.2]]
 X = [[1, 2], [0.5, -1], [-1.5, 0.3], [2, 0.1]]
 Y = [0, 0, 1, 2]
 VECTORS = [
-    ((2.0, 0.5), [0.4985327238, -0.1779348854, 0.0426979265, 0.2867016015, -0.3412306503,
-                  0.1912332839], 1.4472596407),
-    ((0.0, 1.0), [0.4998923898, -0.1766502523, 0.0394530825, 0.2850698759, -0.3393454723,
-                  0.1915803764], None),
-    ((2.0, 0.0), [0.4989118282, -0.1779468351, 0.0433212621, 0.2866626650, -0.3422330903,
-                  0.1912841701], 1.3719429360),
+    (
+        (2.0, 0.5),
+        [0.4985327238, -0.1779348854, 0.0426979265, 0.2867016015, -0.3412306503, 0.1912332839],
+        1.4472596407,
+    ),
+    (
+        (0.0, 1.0),
+        [0.4998923898, -0.1766502523, 0.0394530825, 0.2850698759, -0.3393454723, 0.1915803764],
+        None,
+    ),
+    (
+        (2.0, 0.0),
+        [0.4989118282, -0.1779468351, 0.0433212621, 0.2866626650, -0.3422330903, 0.1912841701],
+        1.3719429360,
+    ),
 ]
 
 
@@ -38,8 +47,9 @@ def test_spec_vectors(gl: tuple[float, float], w1: list[float], loss: float | No
     lin = _linear()
     opt = FocalSAM(lin.parameters(), class_counts=[100, 30, 5], gamma=gl[0], lam=gl[1], rho=0.1, lr=0.1)
     out = opt.step(lambda: F.cross_entropy(lin(x), y, reduction="none"), targets=y)
-    torch.testing.assert_close(lin.weight.detach().flatten(), torch.tensor(w1, dtype=torch.float64),
-                               rtol=0, atol=FP64_ATOL)
+    torch.testing.assert_close(
+        lin.weight.detach().flatten(), torch.tensor(w1, dtype=torch.float64), rtol=0, atol=FP64_ATOL
+    )
     if loss is not None:
         assert abs(out.loss.item() - loss) < FP64_ATOL
 
@@ -48,14 +58,19 @@ def test_spec_vector_gamma0_lam1_is_sam() -> None:
     x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y)
     lin = _linear()
     SAM(lin.parameters(), rho=0.1, lr=0.1).step(lambda: F.cross_entropy(lin(x), y))
-    torch.testing.assert_close(lin.weight.detach().flatten(),
-                               torch.tensor(VECTORS[1][1], dtype=torch.float64), rtol=0, atol=FP64_ATOL)
+    torch.testing.assert_close(
+        lin.weight.detach().flatten(),
+        torch.tensor(VECTORS[1][1], dtype=torch.float64),
+        rtol=0,
+        atol=FP64_ATOL,
+    )
 
 
 def test_coefficient_vector() -> None:
     c = focal_coefficients([100, 30, 5], gamma=2, lam=0.5)
-    torch.testing.assert_close(c, torch.tensor([0.0336077, 0.3024691, 0.4636488], dtype=torch.float64),
-                               rtol=0, atol=5e-8)
+    torch.testing.assert_close(
+        c, torch.tensor([0.0336077, 0.3024691, 0.4636488], dtype=torch.float64), rtol=0, atol=5e-8
+    )
 
 
 COUNTS = [200, 90, 40, 12, 3]
@@ -69,32 +84,76 @@ def _case(method: str, model: torch.nn.Module, impl: str):
         opt = SAM(model.parameters(), rho=0.3, **common)
 
         def ref(m, x, y, bufs):
-            sam_like_step(m, x, y, bufs, w_keep=torch.zeros(len(y)), w_sharp=torch.ones(len(y)),
-                          rho=0.3, lr=HYPER["lr"], momentum=0.9, wd=HYPER["weight_decay"])
+            sam_like_step(
+                m,
+                x,
+                y,
+                bufs,
+                w_keep=torch.zeros(len(y)),
+                w_sharp=torch.ones(len(y)),
+                rho=0.3,
+                lr=HYPER["lr"],
+                momentum=0.9,
+                wd=HYPER["weight_decay"],
+            )
+
         return opt, ref
     if method == "focalsam":
         opt = FocalSAM(model.parameters(), class_counts=COUNTS, gamma=1.7, lam=0.6, rho=0.3, **common)
 
         def ref(m, x, y, bufs):
             c = focal_weights(COUNTS, y, 1.7, 0.6)
-            sam_like_step(m, x, y, bufs, w_keep=1 - c, w_sharp=c, rho=0.3, lr=HYPER["lr"],
-                          momentum=0.9, wd=HYPER["weight_decay"])
+            sam_like_step(
+                m,
+                x,
+                y,
+                bufs,
+                w_keep=1 - c,
+                w_sharp=c,
+                rho=0.3,
+                lr=HYPER["lr"],
+                momentum=0.9,
+                wd=HYPER["weight_decay"],
+            )
+
         return opt, ref
     if method == "imbsam":
-        opt = ImbSAM(model.parameters(), class_counts=COUNTS, tail_threshold=20, tail_weight=2.0,
-                     rho=0.3, **common)
+        opt = ImbSAM(
+            model.parameters(), class_counts=COUNTS, tail_threshold=20, tail_weight=2.0, rho=0.3, **common
+        )
 
         def ref(m, x, y, bufs):
             tail = (torch.tensor(COUNTS)[y] < 20).double()
-            sam_like_step(m, x, y, bufs, w_keep=1 - tail, w_sharp=2.0 * tail, rho=0.3,
-                          lr=HYPER["lr"], momentum=0.9, wd=HYPER["weight_decay"])
+            sam_like_step(
+                m,
+                x,
+                y,
+                bufs,
+                w_keep=1 - tail,
+                w_sharp=2.0 * tail,
+                rho=0.3,
+                lr=HYPER["lr"],
+                momentum=0.9,
+                wd=HYPER["weight_decay"],
+            )
+
         return opt, ref
-    opt = CCSAM(model.parameters(), head=model.fc, class_counts=COUNTS, noise_ratio=0.05, beta=0.4,
-                **common)
+    opt = CCSAM(model.parameters(), head=model.fc, class_counts=COUNTS, noise_ratio=0.05, beta=0.4, **common)
 
     def ref(m, x, y, bufs):
-        ccsam_step(m, x, y, bufs, counts=COUNTS, nu=0.05, beta=0.4, lr=HYPER["lr"], momentum=0.9,
-                   wd=HYPER["weight_decay"])
+        ccsam_step(
+            m,
+            x,
+            y,
+            bufs,
+            counts=COUNTS,
+            nu=0.05,
+            beta=0.4,
+            lr=HYPER["lr"],
+            momentum=0.9,
+            wd=HYPER["weight_decay"],
+        )
+
     return opt, ref
 
 

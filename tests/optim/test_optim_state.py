@@ -21,8 +21,17 @@ def _batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def _make(model: nn.Module, impl: str) -> FocalSAM:
-    return FocalSAM(model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.8, rho=0.2, lr=0.1,
-                    momentum=0.9, weight_decay=1e-3, impl=impl)
+    return FocalSAM(
+        model.parameters(),
+        class_counts=COUNTS,
+        gamma=2.0,
+        lam=0.8,
+        rho=0.2,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-3,
+        impl=impl,
+    )
 
 
 def _run(model: nn.Module, opt: FocalSAM, batches) -> None:
@@ -68,8 +77,9 @@ def test_load_state_dict_rejects_foreign() -> None:
 @pytest.mark.parametrize("where", ["g2", "h", "g1"])
 def test_amp_overflow_skips_whole_step(where: str, seed: int) -> None:
     model = nn.Linear(4, 3)
-    opt = FocalSAM(model.parameters(), class_counts=[30, 10, 2], gamma=1.0, lam=0.5, rho=0.1, lr=0.1,
-                   momentum=0.9)
+    opt = FocalSAM(
+        model.parameters(), class_counts=[30, 10, 2], gamma=1.0, lam=0.5, rho=0.1, lr=0.1, momentum=0.9
+    )
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
     x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     opt.step(lambda: F.cross_entropy(model(x), y, reduction="none"), targets=y, grad_scaler=scaler)

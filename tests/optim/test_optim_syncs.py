@@ -66,8 +66,14 @@ def _setup(method: str, impl: str, check: bool, criterion: bool):
     elif method == "imbsam":
         opt = ImbSAM(model.parameters(), class_counts=COUNTS, tail_threshold=10, **common)
     else:
-        opt = FocalSAM(model.parameters(), class_counts=COUNTS, gamma=2.0, lam=0.7,
-                       criterion=LALoss(COUNTS, reduction="none") if criterion else None, **common)
+        opt = FocalSAM(
+            model.parameters(),
+            class_counts=COUNTS,
+            gamma=2.0,
+            lam=0.7,
+            criterion=LALoss(COUNTS, reduction="none") if criterion else None,
+            **common,
+        )
     x, y = torch.randn(12, 6), torch.randint(0, 3, (12,))
     if criterion:
         return opt, (lambda: model(x)), y
@@ -80,8 +86,9 @@ CASES = [("sam", False), ("imbsam", False), ("focal", False), ("focal", True)]
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize(("method", "criterion"), CASES)
 @pytest.mark.parametrize("amp", [False, True], ids=["no-scaler", "grad-scaler"])
-def test_step_makes_no_host_sync(counter: SyncCounter, method: str, criterion: bool, amp: bool,
-                                 impl: str) -> None:
+def test_step_makes_no_host_sync(
+    counter: SyncCounter, method: str, criterion: bool, amp: bool, impl: str
+) -> None:
     opt, closure, y = _setup(method, impl, check=False, criterion=criterion)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8) if amp else None
     for _ in range(2):  # the first step creates the momentum buffers

@@ -20,11 +20,19 @@ from focalsam_fast.train.errors import CheckpointError, OutputError
 def _state(epoch: int = 1) -> dict[str, object]:
     """A complete (small) checkpoint state with fresh random tensors."""
     state: dict[str, object] = {k: None for k in REQUIRED_KEYS}
-    state.update(epoch=epoch, global_step=10 * epoch, config=TrainConfig().to_dict(),
-                 model_name="digits_cnn", num_classes=3, class_counts=[5, 2, 1], class_names=["a", "b", "c"],
-                 model={"w": torch.randn(7, 5), "b": torch.randn(7, dtype=torch.float64)},
-                 optimizer={"state": {0: {"momentum_buffer": torch.randn(7, 5)}}}, history=[{"epoch": epoch}],
-                 rng=checkpoint.rng_state())
+    state.update(
+        epoch=epoch,
+        global_step=10 * epoch,
+        config=TrainConfig().to_dict(),
+        model_name="digits_cnn",
+        num_classes=3,
+        class_counts=[5, 2, 1],
+        class_names=["a", "b", "c"],
+        model={"w": torch.randn(7, 5), "b": torch.randn(7, dtype=torch.float64)},
+        optimizer={"state": {0: {"momentum_buffer": torch.randn(7, 5)}}},
+        history=[{"epoch": epoch}],
+        rng=checkpoint.rng_state(),
+    )
     return state
 
 
@@ -56,7 +64,7 @@ def test_train_checkpoint_every_flipped_byte_is_refused(tmp_path: Path) -> None:
             os.pwrite(fh.fileno(), bytes([good[pos] ^ (1 << rng.randrange(8))]), pos)
             with pytest.raises(CheckpointError) as info:
                 load_checkpoint(path)
-            os.pwrite(fh.fileno(), good[pos:pos + 1], pos)
+            os.pwrite(fh.fileno(), good[pos : pos + 1], pos)
             msg = str(info.value)
             assert "\n" not in msg
             if pos >= header:  # payload: the digest catches it
@@ -92,12 +100,15 @@ def test_train_checkpoint_older_format_explained(tmp_path: Path) -> None:
     assert "reads format 2" in str(info.value)
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (b"hello", "is not a focalsam checkpoint"),
-    (b"", "is not a focalsam checkpoint"),
-    (b"FOCALSAM-CHECKPOINT 7\nsha256 ...\n", "has format '7'"),
-    (b"FOCALSAM-CHECKPOINT 2\nsha256 x size 1\n", "damaged digest header"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"hello", "is not a focalsam checkpoint"),
+        (b"", "is not a focalsam checkpoint"),
+        (b"FOCALSAM-CHECKPOINT 7\nsha256 ...\n", "has format '7'"),
+        (b"FOCALSAM-CHECKPOINT 2\nsha256 x size 1\n", "damaged digest header"),
+    ],
+)
 def test_train_checkpoint_foreign_files(tmp_path: Path, content: bytes, expected: str) -> None:
     path = tmp_path / "x.pt"
     path.write_bytes(content)
@@ -137,12 +148,14 @@ def _broken_save(exc: BaseException):
     def save(obj, fh, *args, **kwargs):
         fh.write(b"partial bytes of a checkpoint")
         raise exc
+
     return save
 
 
 @pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
-def test_train_checkpoint_failed_write_keeps_previous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      exc: BaseException) -> None:
+def test_train_checkpoint_failed_write_keeps_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: BaseException
+) -> None:
     path = tmp_path / "last.pt"
     save_checkpoint(_state(1), path)
     before = path.read_bytes()
@@ -179,5 +192,5 @@ def test_train_checkpoint_every_header_bit_flip_is_refused(tmp_path: Path) -> No
                 os.pwrite(fh.fileno(), bytes([good[pos] ^ (1 << bit)]), pos)
                 with pytest.raises(CheckpointError):
                     load_checkpoint(path)
-            os.pwrite(fh.fileno(), good[pos:pos + 1], pos)
+            os.pwrite(fh.fileno(), good[pos : pos + 1], pos)
     assert torch.equal(load_checkpoint(path)["model"]["w"], state["model"]["w"])  # restored: loads again

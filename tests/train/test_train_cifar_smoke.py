@@ -20,9 +20,11 @@ STEPS = 50
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not ARCHIVE.is_file(),
-                    reason=f"CIFAR-10 JPEG archive not found at {ARCHIVE}: it is expected in the shared data "
-                           "folder next to the repository (../shared/data/cifar10-jpeg.tar.xz)")
+@pytest.mark.skipif(
+    not ARCHIVE.is_file(),
+    reason=f"CIFAR-10 JPEG archive not found at {ARCHIVE}: it is expected in the shared data "
+    "folder next to the repository (../shared/data/cifar10-jpeg.tar.xz)",
+)
 def test_train_cifar10_lt_resnet32_focalsam_loss_falls(tmp_path: Path) -> None:
     cfg = resolve_config("cifar10_resnet32", {"data_root": str(ARCHIVE), "threads": 1, "batch_size": 32})
     trainer = Trainer(cfg, tmp_path, progress=False)
@@ -38,6 +40,8 @@ def test_train_cifar10_lt_resnet32_focalsam_loss_falls(tmp_path: Path) -> None:
         losses.append(float(out.loss))
     assert all(np.isfinite(losses))
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
-    print(f"Focal-SAM ResNet-32 CIFAR-10-LT: mean LA loss steps 1-10 {first:.3f}, "
-          f"steps {STEPS - 9}-{STEPS} {last:.3f}")
+    print(
+        f"Focal-SAM ResNet-32 CIFAR-10-LT: mean LA loss steps 1-10 {first:.3f}, "
+        f"steps {STEPS - 9}-{STEPS} {last:.3f}"
+    )
     assert last < first - 0.1

@@ -40,7 +40,8 @@ TIMINGS = ("seconds", "train_seconds")
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-    reason="torch.distributed with gloo is not available in this torch build")
+    reason="torch.distributed with gloo is not available in this torch build",
+)
 
 
 # ---------------------------------------------------------------------------------------- order
@@ -73,8 +74,8 @@ def test_ranks_together_take_the_one_process_batches(n: int, world: int, per_ran
         one = epoch_permutation(n, 11, epoch).tolist()
         steps = -(-len(shares[0]) // per_rank)
         for k in range(steps):
-            together = sorted(i for s in shares for i in s[k * per_rank:(k + 1) * per_rank])
-            expected = one[k * batch:(k + 1) * batch]
+            together = sorted(i for s in shares for i in s[k * per_rank : (k + 1) * per_rank])
+            expected = one[k * batch : (k + 1) * batch]
             if k < steps - 1 or n % world == 0:
                 assert together == sorted(expected)
             else:
@@ -116,20 +117,23 @@ def _rank_command(*argv: str) -> list[str]:
     return [sys.executable, str(SCRIPT), "train", *argv]
 
 
-def _launch(out: Path, *argv: str, nproc: int = 2,
-            env: dict[str, str] | None = None) -> tuple[int, str, float]:
+def _launch(
+    out: Path, *argv: str, nproc: int = 2, env: dict[str, str] | None = None
+) -> tuple[int, str, float]:
     """A run of ``nproc`` ranks into ``out`` (exit code, the ranks' output, seconds)."""
     log = out.parent / f"{out.name}.log"
     started = time.monotonic()
     with log.open("wb") as fh:
-        code = launch(_rank_command(*RUN, "--out", str(out), *argv), nproc, output=fh,
-                      env={**os.environ, **(env or {})})
+        code = launch(
+            _rank_command(*RUN, "--out", str(out), *argv), nproc, output=fh, env={**os.environ, **(env or {})}
+        )
     return code, log.read_text(), time.monotonic() - started
 
 
 def _one_process(out: Path, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_rank_command(*RUN, "--out", str(out), *argv), capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        _rank_command(*RUN, "--out", str(out), *argv), capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -221,8 +225,17 @@ def test_two_rank_evaluation_is_the_one_process_evaluation(two_ranks) -> None:
 def test_only_rank_0_writes_and_reports(two_ranks) -> None:
     folder, log = two_ranks
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [".focalsam.lock", "config.json", "final.json", "final.txt", "last.pt", "metrics.jsonl",
-         "per_class_accuracy.png", "training_curves.png"])
+        [
+            ".focalsam.lock",
+            "config.json",
+            "final.json",
+            "final.txt",
+            "last.pt",
+            "metrics.jsonl",
+            "per_class_accuracy.png",
+            "training_curves.png",
+        ]
+    )
     resolved = json.loads((folder / "config.json").read_text())["resolved"]
     assert (resolved["processes"], resolved["per_process_batch"], resolved["m_sharpness"]) == (2, 16, False)
     assert log.count("epoch   1/2") == 1 and log.count("epoch   2/2") == 1

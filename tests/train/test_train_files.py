@@ -34,12 +34,17 @@ def test_train_files_atomic_write_text(tmp_path: Path) -> None:
 
 def _fail_in(monkeypatch: pytest.MonkeyPatch, where: str, exc: BaseException) -> None:
     """Make step ``where`` of atomic_write raise ``exc``."""
+
     def boom(*args, **kwargs):
         raise exc
+
     if where == "write":
         return  # the writer callback raises (see _writer)
-    target = {"mkstemp": (files.tempfile, "mkstemp"), "fsync": (files.os, "fsync"),
-              "replace": (files.os, "replace")}[where]
+    target = {
+        "mkstemp": (files.tempfile, "mkstemp"),
+        "fsync": (files.os, "fsync"),
+        "replace": (files.os, "replace"),
+    }[where]
     monkeypatch.setattr(*target, boom)
 
 
@@ -49,15 +54,24 @@ def _writer(where: str, exc: BaseException):
         if where == "write":
             raise exc
         fh.write(b" and the rest")
+
     return write
 
 
 @pytest.mark.parametrize("where", ["mkstemp", "write", "fsync", "replace"])
-@pytest.mark.parametrize("exc", [ENOSPC, OSError(errno.EDQUOT, "Disk quota exceeded"),
-                                 PermissionError(errno.EACCES, "Permission denied"),
-                                 OSError(errno.EROFS, "Read-only file system"), KeyboardInterrupt()])
-def test_train_files_failure_leaves_previous_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          where: str, exc: BaseException) -> None:
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ENOSPC,
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+        PermissionError(errno.EACCES, "Permission denied"),
+        OSError(errno.EROFS, "Read-only file system"),
+        KeyboardInterrupt(),
+    ],
+)
+def test_train_files_failure_leaves_previous_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, exc: BaseException
+) -> None:
     path = tmp_path / "metrics.jsonl"
     atomic_write_text("previous\n", path)
     with monkeypatch.context() as m:
@@ -95,6 +109,7 @@ def test_train_files_folder_checks(tmp_path: Path) -> None:
 def test_train_files_probe_reports_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args, **kwargs):
         raise ENOSPC
+
     monkeypatch.setattr(files.tempfile, "mkstemp", full)
     with pytest.raises(OutputError, match="disk full"):
         probe_writable(tmp_path)

@@ -12,9 +12,14 @@ from focalsam_fast.train.plots import per_class_figure, training_curves, trainin
 
 
 def _history(epochs: int, rng: np.random.Generator) -> list[dict[str, float]]:
-    return [{"epoch": e + 1, "train_loss": float(rng.uniform(0.5, 2)),
-             **{f"test_{k}": float(rng.uniform(0, 1)) for k in ("overall", "head", "medium", "tail")}}
-            for e in range(epochs)]
+    return [
+        {
+            "epoch": e + 1,
+            "train_loss": float(rng.uniform(0.5, 2)),
+            **{f"test_{k}": float(rng.uniform(0, 1)) for k in ("overall", "head", "medium", "tail")},
+        }
+        for e in range(epochs)
+    ]
 
 
 @pytest.mark.parametrize("epochs", [1, 2, 3, 7])
@@ -43,8 +48,11 @@ def test_train_plots_per_class_legend_hides_no_point(classes: int, seed: int) ->
     series = {m: rng.uniform(0, 1, classes).tolist() for m in ("sam", "focalsam")}
     series["sam"][0] = series["focalsam"][-1] = 0.0  # points in the lower corners, where legends go
     third = max(1, classes // 3)
-    groups = {"head": list(range(third)), "medium": list(range(third, 2 * third)),
-              "tail": list(range(2 * third, classes))}
+    groups = {
+        "head": list(range(third)),
+        "medium": list(range(third, 2 * third)),
+        "tail": list(range(2 * third, classes)),
+    }
     fig = per_class_figure(series, counts, groups)
     try:
         fig.canvas.draw()

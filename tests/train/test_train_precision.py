@@ -59,24 +59,40 @@ def tiny_data(seed: int) -> LongTailedData:
     """A long-tailed 10-class set of random 40x40 images with the CLIP transforms at size 32."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(10), COUNTS)
-    train = ArrayDataset(rng.integers(0, 256, (len(labels), 40, 40, 3), dtype=np.uint8), labels,
-                         build_transform("clip", True, 32))
+    train = ArrayDataset(
+        rng.integers(0, 256, (len(labels), 40, 40, 3), dtype=np.uint8),
+        labels,
+        build_transform("clip", True, 32),
+    )
     test_labels = np.repeat(np.arange(10), 2)
-    test = ArrayDataset(rng.integers(0, 256, (20, 40, 40, 3), dtype=np.uint8), test_labels,
-                        build_transform("clip", False, 32))
+    test = ArrayDataset(
+        rng.integers(0, 256, (20, 40, 40, 3), dtype=np.uint8), test_labels, build_transform("clip", False, 32)
+    )
     return LongTailedData(train, test, COUNTS, NAMES, thresholds_for("cifar10_lt", 100))
 
 
-def make_tiny(tmp_path: Path, seed: int, out: str = "run", resume: Path | None = None,
-              **overrides: Any) -> Trainer:
+def make_tiny(
+    tmp_path: Path, seed: int, out: str = "run", resume: Path | None = None, **overrides: Any
+) -> Trainer:
     """The Trainer of a tiny CLIP run in ``tmp_path / out`` (not started)."""
     weights = tmp_path / "ViT-B-16.pt"
     weights.write_bytes(b"unused: the tiny model has random weights")
-    cfg = TrainConfig(**{"model": "clip_vit_b16_lift", "dataset": "cifar10_lt", "data_root": str(tmp_path),
-                         "clip_weights": str(weights), "epochs": 1, "batch_size": 8, "max_steps": 2,
-                         "lr": 0.01, **overrides})
-    return Trainer(cfg, tmp_path / out, resume=resume, data=tiny_data(seed), log=lambda msg: None,
-                   progress=False)
+    cfg = TrainConfig(
+        **{
+            "model": "clip_vit_b16_lift",
+            "dataset": "cifar10_lt",
+            "data_root": str(tmp_path),
+            "clip_weights": str(weights),
+            "epochs": 1,
+            "batch_size": 8,
+            "max_steps": 2,
+            "lr": 0.01,
+            **overrides,
+        }
+    )
+    return Trainer(
+        cfg, tmp_path / out, resume=resume, data=tiny_data(seed), log=lambda msg: None, progress=False
+    )
 
 
 def run_tiny(tmp_path: Path, seed: int, init_scale: float | None = None, **overrides: Any) -> Trainer:
@@ -107,8 +123,12 @@ def check_run(trainer: Trainer, dtype: torch.dtype, scaler: bool) -> None:
     config = json.loads((trainer.out_dir / "config.json").read_text())
     assert config["prec"] == trainer.cfg.prec
     assert config["resolved"]["precision"] == precision_record(trainer.cfg)
-    assert config["resolved"]["group_thresholds"] == {"tail_below": 200, "head_above": 1000, "official": True,
-                                                      "source": thresholds_for("cifar10_lt").source}
+    assert config["resolved"]["group_thresholds"] == {
+        "tail_below": 200,
+        "head_above": 1000,
+        "official": True,
+        "source": thresholds_for("cifar10_lt").source,
+    }
     ckpt = load_checkpoint(trainer.checkpoint_path)
     assert ckpt["config"]["prec"] == trainer.cfg.prec
     assert {t.dtype for t in ckpt["model"].values() if t.is_floating_point()} == {dtype}
@@ -125,8 +145,12 @@ def test_precision_focalsam_fp16_and_fp32(focal_runs: dict[str, Trainer]) -> Non
     check_run(focal_runs["fp16"], torch.float16, scaler=False)
     check_run(focal_runs["fp32"], torch.float32, scaler=False)
     assert precision_record(focal_runs["fp16"].cfg) == {
-        "prec": "fp16", "weights": "float16", "autocast": "none", "grad_scaler": False,
-        "loss_logits": "float32"}
+        "prec": "fp16",
+        "weights": "float16",
+        "autocast": "none",
+        "grad_scaler": False,
+        "loss_logits": "float32",
+    }
 
 
 def test_precision_fp16_follows_fp32(focal_runs: dict[str, Trainer]) -> None:
@@ -140,8 +164,9 @@ def test_precision_fp16_follows_fp32(focal_runs: dict[str, Trainer]) -> None:
         torch.testing.assert_close(b16.float(), b32, rtol=0, atol=1e-2 * scale + 2.0**-14)
 
 
-def test_precision_amp_mechanism_on_cpu(tiny_clip: None, tmp_path: Path, seed: int,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precision_amp_mechanism_on_cpu(
+    tiny_clip: None, tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--prec amp`` is refused on the CPU by policy (as ``--amp fp16``); with that check bypassed the
     same fp16 autocast + GradScaler path runs on the CPU: fp32 weights and state, scaler enabled.
     The scale starts at 2**8: at GradScaler's default 2**16 the scaled fp16 gradients of these
@@ -168,8 +193,9 @@ def test_precision_amp_refused_on_cpu(tmp_path: Path) -> None:
     cfg = TrainConfig(model="clip_vit_b16_lift", dataset="cifar10_lt", prec="amp")
     with pytest.raises(SetupError) as info:
         builders.check_runtime(cfg)
-    assert str(info.value) == ("--prec amp (fp16 autocast with a GradScaler) needs a CUDA device; on the "
-                               "CPU use --prec fp16 or fp32")
+    assert str(info.value) == (
+        "--prec amp (fp16 autocast with a GradScaler) needs a CUDA device; on the CPU use --prec fp16 or fp32"
+    )
     assert builders.check_runtime(cfg, training=False) == torch.device("cpu")  # eval runs in fp32 there
 
 
@@ -219,8 +245,9 @@ def test_precision_fp16_checkpoint_evaluates_in_fp16(tiny_clip: None, focal_runs
     assert result.overall == trainer.history[-1]["test_overall"]
 
 
-def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed: int,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precision_fp16_resume_is_bitwise(
+    tiny_clip: None, tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An fp16 run interrupted after epoch 1 and resumed ends bit-identical to the uninterrupted one
     (fp16 weights and momentum restored as they were saved)."""
     settings = dict(prec="fp16", epochs=2, max_steps=None, max_steps_per_epoch=1)
@@ -242,15 +269,22 @@ def test_precision_fp16_resume_is_bitwise(tiny_clip: None, tmp_path: Path, seed:
     assert a["global_step"] == b["global_step"] == 2
     for name, tensor in a["model"].items():
         assert tensor.dtype == b["model"][name].dtype and torch.equal(tensor, b["model"][name]), name
-    bufs = [(s["momentum_buffer"], b["optimizer"]["base_optimizer"]["state"][k]["momentum_buffer"])
-            for k, s in a["optimizer"]["base_optimizer"]["state"].items() if "momentum_buffer" in s]
+    bufs = [
+        (s["momentum_buffer"], b["optimizer"]["base_optimizer"]["state"][k]["momentum_buffer"])
+        for k, s in a["optimizer"]["base_optimizer"]["state"].items()
+        if "momentum_buffer" in s
+    ]
     assert bufs and all(x.dtype == torch.float16 and torch.equal(x, y) for x, y in bufs)
 
 
 @pytest.mark.parametrize("amp", [None, "bf16"])
-def test_precision_eval_cli_of_an_fp16_checkpoint(tiny_clip: None, focal_runs: dict[str, Trainer],
-                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                  amp: str | None) -> None:
+def test_precision_eval_cli_of_an_fp16_checkpoint(
+    tiny_clip: None,
+    focal_runs: dict[str, Trainer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    amp: str | None,
+) -> None:
     """``focalsam eval`` of an fp16 run: as trained (the run's own accuracy), or with ``--amp``,
     which evaluates fp32 weights under that autocast instead of refusing the combination."""
     from focalsam_fast.cli import eval_cmd

@@ -26,8 +26,10 @@ def test_train_progress_mode() -> None:
         progress_mode("loud")
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.4, "0s"), (42, "42s"), (185, "3m05s"), (7260, "2h01m"),
-                                               (3 * 86400 + 4 * 3600 + 59, "3d04h")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.4, "0s"), (42, "42s"), (185, "3m05s"), (7260, "2h01m"), (3 * 86400 + 4 * 3600 + 59, "3d04h")],
+)
 def test_train_progress_durations(seconds: float, text: str) -> None:
     assert fmt_duration(seconds) == text
 
@@ -41,16 +43,26 @@ def test_train_progress_lines_every_interval() -> None:
         bar.update(32, 1.5 - 0.1 * step, 100 + step + 1)
     # a line once 10 s have passed since the last one, none at the epoch's end (the epoch line follows)
     assert len(lines) == 2
-    assert lines[0] == ("epoch 3/10  step 3/8 (103 in all)  loss 1.3000  8.0 img/s  "
-                        "ETA epoch 20s, run 4m04s")  # 5 steps x 4 s; + 7 epochs x 8 steps x 4 s
+    assert lines[0] == (
+        "epoch 3/10  step 3/8 (103 in all)  loss 1.3000  8.0 img/s  ETA epoch 20s, run 4m04s"
+    )  # 5 steps x 4 s; + 7 epochs x 8 steps x 4 s
     assert lines[1].startswith("epoch 3/10  step 6/8 (106 in all)  loss 1.0000")
 
 
 def test_train_progress_eta_uses_the_measured_epoch() -> None:
     now = [0.0]
     lines: list[str] = []
-    bar = EpochProgress(2, 4, 10, "lines", lines.append, every_s=0.0, later_epochs=2, epoch_estimate=100.0,
-                        clock=lambda: now[0])
+    bar = EpochProgress(
+        2,
+        4,
+        10,
+        "lines",
+        lines.append,
+        every_s=0.0,
+        later_epochs=2,
+        epoch_estimate=100.0,
+        clock=lambda: now[0],
+    )
     now[0] = 5.0
     bar.update(16, 0.5, 11)
     assert lines == ["epoch 2/4  step 1/10 (11 in all)  loss 0.5000  3.2 img/s  ETA epoch 45s, run 4m05s"]

@@ -39,8 +39,7 @@ def _same(a: object, b: object) -> None:
 
 @pytest.mark.parametrize("method", ["sgd", "sam", "imbsam", "ccsam"])  # focalsam: tests/cli
 def test_train_resume_bitwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str) -> None:
-    cfg = resolve_config(None, {"method": method, "epochs": 3, "batch_size": 128, "loss": "vs",
-                                "drw": True})
+    cfg = resolve_config(None, {"method": method, "epochs": 3, "batch_size": 128, "loss": "vs", "drw": True})
     Trainer(cfg, tmp_path / "a", log=lambda s: None, progress=False).run()
 
     first = Trainer(cfg, tmp_path / "b", log=lambda s: None, progress=False)
@@ -56,14 +55,14 @@ def test_train_resume_bitwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, m
         first.run()
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
-    Trainer(cfg, tmp_path / "b", resume=tmp_path / "b" / "last.pt", log=lambda s: None,
-            progress=False).run()
+    Trainer(cfg, tmp_path / "b", resume=tmp_path / "b" / "last.pt", log=lambda s: None, progress=False).run()
 
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for key in ("model", "optimizer", "lr_scheduler", "rho_scheduler", "epoch", "global_step"):
         _same(a[key], b[key])
     assert [{k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in a["history"]] == [
-        {k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in b["history"]]
+        {k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in b["history"]
+    ]
 
 
 def test_train_resume_keeps_the_training_time(tmp_path: Path) -> None:

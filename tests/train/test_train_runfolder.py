@@ -31,8 +31,10 @@ def test_train_runfolder_second_claim_is_refused(tmp_path: Path) -> None:
     assert first.created and (tmp_path / "run" / LOCK_NAME).read_text() == f"{os.getpid()}\n"
     with pytest.raises(RunFolderError) as info:
         RunFolder.claim(tmp_path / "run")
-    assert str(info.value) == (f"run folder {tmp_path / 'run'} is in use by another focalsam process "
-                               f"(pid {os.getpid()}); use a different --out or wait")
+    assert str(info.value) == (
+        f"run folder {tmp_path / 'run'} is in use by another focalsam process "
+        f"(pid {os.getpid()}); use a different --out or wait"
+    )
     first.release()
     with RunFolder.claim(tmp_path / "run") as again:
         assert again.held and not again.created
@@ -42,8 +44,9 @@ def test_train_runfolder_second_claim_is_refused(tmp_path: Path) -> None:
 def test_train_runfolder_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     folder.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder / LOCK_NAME)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder / LOCK_NAME)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "locked"
         with pytest.raises(RunFolderError, match=f"in use by another focalsam process \\(pid {proc.pid}\\)"):
@@ -67,8 +70,10 @@ def test_train_runfolder_held_checkpoint_needs_resume(tmp_path: Path) -> None:
     for resume_from in (None, other):
         with pytest.raises(RunFolderError) as info:
             RunFolder.claim(folder, resume_from=resume_from)
-        assert str(info.value) == (f"{folder} already holds a run (last.pt); continue it with "
-                                   f"`focalsam train --out {folder} --resume` or choose another --out")
+        assert str(info.value) == (
+            f"{folder} already holds a run (last.pt); continue it with "
+            f"`focalsam train --out {folder} --resume` or choose another --out"
+        )
     with RunFolder.claim(folder, resume_from=folder / "last.pt"):  # resuming from that very file
         pass
     with RunFolder.claim(folder, resume_from=Path(os.path.relpath(folder / "last.pt"))):  # same file

@@ -54,17 +54,20 @@ def test_train_two_step_rho_and_drw_switch() -> None:
     assert loss.weight[2] > loss.weight[1] > loss.weight[0] and float(loss.weight.sum()) == pytest.approx(3)
 
 
-@pytest.mark.parametrize(("name", "row"), [
-    ("cifar10_resnet32", (3.0, 0.5, 0.2, 200, 64, 0.1, 2e-4)),
-    ("cifar100_resnet32", (3.2, 0.8, 0.3, 200, 64, 0.1, 1e-3)),
-    ("imagenet_lt_resnet50", (0.8, 0.8, 0.1, 200, 256, 0.1, 5e-4)),
-    ("inat2018_resnet50", (2.0, 1.1, 0.2, 200, 512, 0.2, 2e-4)),
-    ("cifar10_clip_lift", (1.5, 0.7, 0.05, 20, 128, 0.01, 5e-4)),
-    ("cifar100_clip_lift", (5.5, 0.8, 0.05, 20, 128, 0.01, 5e-4)),
-    ("imagenet_lt_clip_lift", (0.5, 0.8, 0.05, 20, 128, 0.01, 5e-4)),
-    ("inat2018_clip_lift", (0.2, 1.0, 0.02, 20, 128, 0.01, 5e-4)),
-    ("inat2018_clip_fft", (0.2, 1.0, 0.02, 20, 128, 0.001, 5e-4)),
-])
+@pytest.mark.parametrize(
+    ("name", "row"),
+    [
+        ("cifar10_resnet32", (3.0, 0.5, 0.2, 200, 64, 0.1, 2e-4)),
+        ("cifar100_resnet32", (3.2, 0.8, 0.3, 200, 64, 0.1, 1e-3)),
+        ("imagenet_lt_resnet50", (0.8, 0.8, 0.1, 200, 256, 0.1, 5e-4)),
+        ("inat2018_resnet50", (2.0, 1.1, 0.2, 200, 512, 0.2, 2e-4)),
+        ("cifar10_clip_lift", (1.5, 0.7, 0.05, 20, 128, 0.01, 5e-4)),
+        ("cifar100_clip_lift", (5.5, 0.8, 0.05, 20, 128, 0.01, 5e-4)),
+        ("imagenet_lt_clip_lift", (0.5, 0.8, 0.05, 20, 128, 0.01, 5e-4)),
+        ("inat2018_clip_lift", (0.2, 1.0, 0.02, 20, 128, 0.01, 5e-4)),
+        ("inat2018_clip_fft", (0.2, 1.0, 0.02, 20, 128, 0.001, 5e-4)),
+    ],
+)
 def test_train_presets_match_spec_table(name: str, row: tuple) -> None:
     cfg = resolve_config(name)
     assert (cfg.gamma, cfg.lam, cfg.rho, cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay) == row

@@ -64,8 +64,9 @@ def test_train_subset_max_samples_on_digits() -> None:
 
 
 def test_train_subset_and_steps_cap_recorded(tmp_path: Path) -> None:
-    cfg = resolve_config(None, {"epochs": 2, "train_fraction": 0.5, "max_steps_per_epoch": 3,
-                                "batch_size": 16})
+    cfg = resolve_config(
+        None, {"epochs": 2, "train_fraction": 0.5, "max_steps_per_epoch": 3, "batch_size": 16}
+    )
     run = Trainer(cfg, tmp_path, log=lambda s: None, progress=False).run()
     assert [h["global_step"] for h in run.history] == [3, 6]
     assert [h["train_samples"] for h in run.history] == [48, 48]
@@ -94,7 +95,11 @@ def test_train_subset_resume_uses_the_same_subset(tmp_path: Path) -> None:
 
 
 def test_train_no_subset_no_notes(tmp_path: Path) -> None:
-    run = Trainer(resolve_config(None, {"epochs": 1, "max_steps_per_epoch": 1}), tmp_path,
-                  log=lambda s: None, progress=False).run()
+    run = Trainer(
+        resolve_config(None, {"epochs": 1, "max_steps_per_epoch": 1}),
+        tmp_path,
+        log=lambda s: None,
+        progress=False,
+    ).run()
     assert run.train_size == sum(run.class_counts)
     assert run.notes == ["at most 1 step per epoch (--max-steps-per-epoch)"]

@@ -15,8 +15,10 @@ from focalsam_fast.train.engine import set_threads
 
 def _cpuinfo(path: Path, cores: list[tuple[int, int]]) -> Path:
     """A /proc/cpuinfo with one block per logical CPU, given (physical id, core id) pairs."""
-    blocks = [f"processor\t: {i}\nphysical id\t: {p}\ncore id\t\t: {c}\nmodel name\t: x"
-              for i, (p, c) in enumerate(cores)]
+    blocks = [
+        f"processor\t: {i}\nphysical id\t: {p}\ncore id\t\t: {c}\nmodel name\t: x"
+        for i, (p, c) in enumerate(cores)
+    ]
     path.write_text("\n\n".join(blocks) + "\n\n")
     return path
 
@@ -30,14 +32,18 @@ def test_train_threads_physical_cores_counted(tmp_path: Path) -> None:
     assert threads.physical_cores(tmp_path / "b") is None
 
 
-@pytest.mark.parametrize(("affinity", "cores", "expected"), [
-    ({0}, 8, 1),            # pinned to one CPU on an 8-core machine
-    ({0, 1, 2, 3}, 2, 2),   # 4 logical CPUs allowed, 2 physical cores (hyper-threads)
-    ({0, 1, 2, 3}, 16, 4),  # a 4-CPU container on a 16-core host
-    ({0, 1}, None, 2),      # physical cores unknown: the affinity mask
-])
-def test_train_threads_default_honours_affinity(monkeypatch: pytest.MonkeyPatch, affinity: set[int],
-                                               cores: int | None, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("affinity", "cores", "expected"),
+    [
+        ({0}, 8, 1),  # pinned to one CPU on an 8-core machine
+        ({0, 1, 2, 3}, 2, 2),  # 4 logical CPUs allowed, 2 physical cores (hyper-threads)
+        ({0, 1, 2, 3}, 16, 4),  # a 4-CPU container on a 16-core host
+        ({0, 1}, None, 2),  # physical cores unknown: the affinity mask
+    ],
+)
+def test_train_threads_default_honours_affinity(
+    monkeypatch: pytest.MonkeyPatch, affinity: set[int], cores: int | None, expected: int
+) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: affinity, raising=False)
     monkeypatch.setattr(threads, "physical_cores", lambda: cores)
     assert threads.default_threads("resnet32", "cpu") == expected

@@ -25,8 +25,19 @@ from .norm import _sum_kernel, sq_norm
 from .perturb import perturb
 from .sgd import sgd_step
 
-__all__ = ["INTERPRETED", "OFFICIAL", "add_grads", "focal_loss", "fuses_update", "is_available", "keep_grads",
-           "perturb", "perturb_params", "sgd_step", "sq_norm"]
+__all__ = [
+    "INTERPRETED",
+    "OFFICIAL",
+    "add_grads",
+    "focal_loss",
+    "fuses_update",
+    "is_available",
+    "keep_grads",
+    "perturb",
+    "perturb_params",
+    "sgd_step",
+    "sq_norm",
+]
 
 perturb_params = storage_swap(perturb)
 

@@ -62,9 +62,26 @@ def _shift(m):
 
 
 @triton.jit
-def _focal_loss_kernel(logits, stride_row, targets, coeff, scale, bias, margin, weight, grad_scale,
-                       losses, grad_a, grad_b, n_rows, n_cols, HAS_WEIGHT: tl.constexpr,
-                       HAS_GRAD_SCALE: tl.constexpr, ACC: tl.constexpr, BLOCK_C: tl.constexpr):
+def _focal_loss_kernel(
+    logits,
+    stride_row,
+    targets,
+    coeff,
+    scale,
+    bias,
+    margin,
+    weight,
+    grad_scale,
+    losses,
+    grad_a,
+    grad_b,
+    n_rows,
+    n_cols,
+    HAS_WEIGHT: tl.constexpr,
+    HAS_GRAD_SCALE: tl.constexpr,
+    ACC: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
     """Loss and both logit-gradient rows for row ``program_id``."""
     row = tl.program_id(0).to(tl.int64)
     z_row = logits + row * stride_row
@@ -154,10 +171,25 @@ def focal_loss(
         sigma = coeff if grad_scale is None else device_scalar(grad_scale, acc, device, "grad_scale")
         block_c = min(triton.next_power_of_2(n_cols), MAX_BLOCK_C)
         _focal_loss_kernel[(n_rows,)](
-            logits, logits.stride(0), targets.contiguous(), coeff, scale, bias, margin,
-            coeff if weight is None else weight.contiguous(), sigma, losses, grad_a, grad_b, n_rows, n_cols,
-            HAS_WEIGHT=weight is not None, HAS_GRAD_SCALE=grad_scale is not None, ACC=tl_dtype(acc),
-            BLOCK_C=block_c, num_warps=max(1, min(8, block_c // 256)),
+            logits,
+            logits.stride(0),
+            targets.contiguous(),
+            coeff,
+            scale,
+            bias,
+            margin,
+            coeff if weight is None else weight.contiguous(),
+            sigma,
+            losses,
+            grad_a,
+            grad_b,
+            n_rows,
+            n_cols,
+            HAS_WEIGHT=weight is not None,
+            HAS_GRAD_SCALE=grad_scale is not None,
+            ACC=tl_dtype(acc),
+            BLOCK_C=block_c,
+            num_warps=max(1, min(8, block_c // 256)),
         )
     return losses, grad_a, grad_b
 

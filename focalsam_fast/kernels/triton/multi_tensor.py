@@ -276,8 +276,9 @@ def _build_layout(lists: Sequence[Sequence[Tensor]], capturing: bool) -> tuple[i
     return block, tuple(groups)
 
 
-def _build_plan(lists: Sequence[Sequence[Tensor]], capturing: bool, block: int,
-                layout: tuple[_LayoutGroup, ...]) -> Plan:
+def _build_plan(
+    lists: Sequence[Sequence[Tensor]], capturing: bool, block: int, layout: tuple[_LayoutGroup, ...]
+) -> Plan:
     device = lists[0][0].device
     groups = []
     tables = []
@@ -358,8 +359,9 @@ def device_scalar(value: float | Tensor, dtype: torch.dtype, device: torch.devic
     """
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{what} must be a float or a one-element tensor, got shape "
-                             f"{tuple(value.shape)}")
+            raise ValueError(
+                f"{what} must be a float or a one-element tensor, got shape {tuple(value.shape)}"
+            )
         return value.to(device=device, dtype=dtype).reshape(())
     value = float(value)
     key = (value, dtype, device, _current_stream(device))

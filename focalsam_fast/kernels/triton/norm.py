@@ -38,8 +38,18 @@ def _chunk_sq_sum(g_ptr, p_ptr, offs, count, ACC: tl.constexpr, ADAPTIVE: tl.con
 
 
 @triton.jit
-def _partials_kernel(layout, addrs, n_tensors, partials, G_DT: tl.constexpr, P_DT: tl.constexpr,
-                     ACC: tl.constexpr, ADAPTIVE: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+def _partials_kernel(
+    layout,
+    addrs,
+    n_tensors,
+    partials,
+    G_DT: tl.constexpr,
+    P_DT: tl.constexpr,
+    ACC: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """``partials[c] = sum over chunk c of (a * g)^2``; lists: 0 grads, [1 params]."""
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
@@ -78,9 +88,17 @@ def sq_norm(grads: Sequence[Tensor], params: Sequence[Tensor] | None = None) -> 
         partials = torch.empty(pl.n_chunks, dtype=acc, device=device)
         for g in pl.groups:
             _partials_kernel[(g.n_chunks,)](
-                g.layout, g.addrs, g.n_tensors, partials[g.offset:],
-                G_DT=g.dtypes[0], P_DT=g.dtypes[-1], ACC=tl_dtype(acc), ADAPTIVE=params is not None,
-                ALIGN=g.align, BLOCK=pl.block, num_warps=8,
+                g.layout,
+                g.addrs,
+                g.n_tensors,
+                partials[g.offset :],
+                G_DT=g.dtypes[0],
+                P_DT=g.dtypes[-1],
+                ACC=tl_dtype(acc),
+                ADAPTIVE=params is not None,
+                ALIGN=g.align,
+                BLOCK=pl.block,
+                num_warps=8,
             )
         out = torch.empty((), dtype=acc, device=device)
         _sum_kernel[(1,)](partials, pl.n_chunks, out, BLOCK=SUM_BLOCK, num_warps=4)

@@ -28,8 +28,18 @@ from .multi_tensor import device_scalar, plan, tl_dtype
 
 
 @triton.jit
-def _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, finite, ACC: tl.constexpr,
-                   ADAPTIVE: tl.constexpr, MASKED: tl.constexpr):
+def _perturb_chunk(
+    p_ptr,
+    g_ptr,
+    o_ptr,
+    offs,
+    count,
+    scale,
+    finite,
+    ACC: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     mask = (offs < count) if MASKED else None
     other = 0.0 if MASKED else None
     p = tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)
@@ -40,9 +50,22 @@ def _perturb_chunk(p_ptr, g_ptr, o_ptr, offs, count, scale, finite, ACC: tl.cons
 
 
 @triton.jit
-def _perturb_kernel(layout, addrs, n_tensors, norm, rho, inv_scale, EPS: tl.constexpr, P_DT: tl.constexpr,
-                    G_DT: tl.constexpr, O_DT: tl.constexpr, ACC: tl.constexpr, ADAPTIVE: tl.constexpr,
-                    ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+def _perturb_kernel(
+    layout,
+    addrs,
+    n_tensors,
+    norm,
+    rho,
+    inv_scale,
+    EPS: tl.constexpr,
+    P_DT: tl.constexpr,
+    G_DT: tl.constexpr,
+    O_DT: tl.constexpr,
+    ACC: tl.constexpr,
+    ADAPTIVE: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """``out = p + (p * p) * (g * s)`` (``out = p`` for a non-finite norm) for chunk ``program_id``;
     lists: 0 params, 1 grads, 2 out."""
     pid = tl.program_id(0)
@@ -84,7 +107,20 @@ def perturb(
         inv_t = device_scalar(inv_scale, acc, device, "inv_scale")
         for g in pl.groups:
             _perturb_kernel[(g.n_chunks,)](
-                g.layout, g.addrs, g.n_tensors, norm_t, rho_t, inv_t,
-                EPS=NORM_EPS, P_DT=g.dtypes[0], G_DT=g.dtypes[1], O_DT=g.dtypes[2], ACC=tl_dtype(acc),
-                ADAPTIVE=adaptive, ALIGN=g.align, BLOCK=pl.block, num_warps=8, enable_fp_fusion=False,
+                g.layout,
+                g.addrs,
+                g.n_tensors,
+                norm_t,
+                rho_t,
+                inv_t,
+                EPS=NORM_EPS,
+                P_DT=g.dtypes[0],
+                G_DT=g.dtypes[1],
+                O_DT=g.dtypes[2],
+                ACC=tl_dtype(acc),
+                ADAPTIVE=adaptive,
+                ALIGN=g.align,
+                BLOCK=pl.block,
+                num_warps=8,
+                enable_fp_fusion=False,
             )

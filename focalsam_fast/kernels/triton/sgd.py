@@ -37,9 +37,27 @@ from .multi_tensor import device_scalar, plan, tl_dtype
 
 
 @triton.jit
-def _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC: tl.constexpr,
-               HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
-               NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, LR_TENSOR: tl.constexpr, MASKED: tl.constexpr):
+def _sgd_chunk(
+    p_ptr,
+    g_ptr,
+    g2_ptr,
+    b_ptr,
+    offs,
+    count,
+    lr,
+    wd,
+    mom,
+    damp1,
+    ACC: tl.constexpr,
+    HAS_G2: tl.constexpr,
+    HAS_WD: tl.constexpr,
+    HAS_MOM: tl.constexpr,
+    FIRST: tl.constexpr,
+    NESTEROV: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    LR_TENSOR: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     mask = (offs < count) if MASKED else None
     other = 0.0 if MASKED else None
     p = tl.load(p_ptr + offs, mask=mask, other=other).to(ACC)
@@ -69,27 +87,89 @@ def _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC
 
 
 @triton.jit
-def _sgd_kernel(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, found_inf,
-                HAS_FOUND_INF: tl.constexpr, P_DT: tl.constexpr, G_DT: tl.constexpr, G2_DT: tl.constexpr,
-                B_DT: tl.constexpr, ACC: tl.constexpr, HAS_G2: tl.constexpr, HAS_WD: tl.constexpr,
-                HAS_MOM: tl.constexpr, FIRST: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
-                LR_TENSOR: tl.constexpr, B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+def _sgd_kernel(
+    layout,
+    addrs,
+    n_tensors,
+    lr_ptr,
+    wd_ptr,
+    mom_ptr,
+    damp1_ptr,
+    found_inf,
+    HAS_FOUND_INF: tl.constexpr,
+    P_DT: tl.constexpr,
+    G_DT: tl.constexpr,
+    G2_DT: tl.constexpr,
+    B_DT: tl.constexpr,
+    ACC: tl.constexpr,
+    HAS_G2: tl.constexpr,
+    HAS_WD: tl.constexpr,
+    HAS_MOM: tl.constexpr,
+    FIRST: tl.constexpr,
+    NESTEROV: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    LR_TENSOR: tl.constexpr,
+    B_LIST: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """SGD on chunk ``program_id``; lists: 0 params, 1 grads, [2 grads2], [B_LIST momentum buffers].
     Nothing is written when ``HAS_FOUND_INF`` and ``found_inf[0] != 0``."""
     run = True
     if HAS_FOUND_INF:
         run = tl.load(found_inf) == 0
     if run:
-        _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT, G_DT, G2_DT, B_DT,
-                     ACC, HAS_G2, HAS_WD, HAS_MOM, FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, B_LIST, ALIGN, BLOCK)
+        _sgd_program(
+            layout,
+            addrs,
+            n_tensors,
+            lr_ptr,
+            wd_ptr,
+            mom_ptr,
+            damp1_ptr,
+            P_DT,
+            G_DT,
+            G2_DT,
+            B_DT,
+            ACC,
+            HAS_G2,
+            HAS_WD,
+            HAS_MOM,
+            FIRST,
+            NESTEROV,
+            MAXIMIZE,
+            LR_TENSOR,
+            B_LIST,
+            ALIGN,
+            BLOCK,
+        )
 
 
 @triton.jit
-def _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P_DT: tl.constexpr,
-                 G_DT: tl.constexpr, G2_DT: tl.constexpr, B_DT: tl.constexpr, ACC: tl.constexpr,
-                 HAS_G2: tl.constexpr, HAS_WD: tl.constexpr, HAS_MOM: tl.constexpr, FIRST: tl.constexpr,
-                 NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr, LR_TENSOR: tl.constexpr,
-                 B_LIST: tl.constexpr, ALIGN: tl.constexpr, BLOCK: tl.constexpr):
+def _sgd_program(
+    layout,
+    addrs,
+    n_tensors,
+    lr_ptr,
+    wd_ptr,
+    mom_ptr,
+    damp1_ptr,
+    P_DT: tl.constexpr,
+    G_DT: tl.constexpr,
+    G2_DT: tl.constexpr,
+    B_DT: tl.constexpr,
+    ACC: tl.constexpr,
+    HAS_G2: tl.constexpr,
+    HAS_WD: tl.constexpr,
+    HAS_MOM: tl.constexpr,
+    FIRST: tl.constexpr,
+    NESTEROV: tl.constexpr,
+    MAXIMIZE: tl.constexpr,
+    LR_TENSOR: tl.constexpr,
+    B_LIST: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     t = tl.load(layout + pid * 3)
     start = tl.load(layout + pid * 3 + 1)
@@ -109,11 +189,49 @@ def _sgd_program(layout, addrs, n_tensors, lr_ptr, wd_ptr, mom_ptr, damp1_ptr, P
     damp1 = tl.load(damp1_ptr)
     offs = tl.arange(0, BLOCK)
     if count == BLOCK:
-        _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
-                   FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, False)
+        _sgd_chunk(
+            p_ptr,
+            g_ptr,
+            g2_ptr,
+            b_ptr,
+            offs,
+            count,
+            lr,
+            wd,
+            mom,
+            damp1,
+            ACC,
+            HAS_G2,
+            HAS_WD,
+            HAS_MOM,
+            FIRST,
+            NESTEROV,
+            MAXIMIZE,
+            LR_TENSOR,
+            False,
+        )
     else:
-        _sgd_chunk(p_ptr, g_ptr, g2_ptr, b_ptr, offs, count, lr, wd, mom, damp1, ACC, HAS_G2, HAS_WD, HAS_MOM,
-                   FIRST, NESTEROV, MAXIMIZE, LR_TENSOR, True)
+        _sgd_chunk(
+            p_ptr,
+            g_ptr,
+            g2_ptr,
+            b_ptr,
+            offs,
+            count,
+            lr,
+            wd,
+            mom,
+            damp1,
+            ACC,
+            HAS_G2,
+            HAS_WD,
+            HAS_MOM,
+            FIRST,
+            NESTEROV,
+            MAXIMIZE,
+            LR_TENSOR,
+            True,
+        )
 
 
 def sgd_step(
@@ -153,20 +271,40 @@ def sgd_step(
         flag = scalars[0] if found_inf is None else found_inf  # not read without HAS_FOUND_INF
         for g in pl.groups:
             _sgd_kernel[(g.n_chunks,)](
-                g.layout, g.addrs, g.n_tensors, *scalars, flag, HAS_FOUND_INF=found_inf is not None,
-                P_DT=g.dtypes[0], G_DT=g.dtypes[1], G2_DT=g.dtypes[2 if grads2 is not None else 1],
-                B_DT=g.dtypes[-1], ACC=tl_dtype(acc), HAS_G2=grads2 is not None, HAS_WD=weight_decay != 0,
-                HAS_MOM=momentum != 0, FIRST=first_step, NESTEROV=nesterov, MAXIMIZE=maximize,
-                LR_TENSOR=isinstance(lr, Tensor), B_LIST=len(lists) - 1, ALIGN=g.align, BLOCK=pl.block,
-                num_warps=8, enable_fp_fusion=False,
+                g.layout,
+                g.addrs,
+                g.n_tensors,
+                *scalars,
+                flag,
+                HAS_FOUND_INF=found_inf is not None,
+                P_DT=g.dtypes[0],
+                G_DT=g.dtypes[1],
+                G2_DT=g.dtypes[2 if grads2 is not None else 1],
+                B_DT=g.dtypes[-1],
+                ACC=tl_dtype(acc),
+                HAS_G2=grads2 is not None,
+                HAS_WD=weight_decay != 0,
+                HAS_MOM=momentum != 0,
+                FIRST=first_step,
+                NESTEROV=nesterov,
+                MAXIMIZE=maximize,
+                LR_TENSOR=isinstance(lr, Tensor),
+                B_LIST=len(lists) - 1,
+                ALIGN=g.align,
+                BLOCK=pl.block,
+                num_warps=8,
+                enable_fp_fusion=False,
             )
 
 
 def _check_found_inf(found_inf: Tensor, device: torch.device) -> None:
     """``found_inf`` must be one float32 element on ``device`` (read in place by the kernel)."""
     if not isinstance(found_inf, Tensor) or found_inf.numel() != 1 or found_inf.dtype != torch.float32:
-        what = (f"shape {tuple(found_inf.shape)}, dtype {found_inf.dtype}" if isinstance(found_inf, Tensor)
-                else type(found_inf).__name__)
+        what = (
+            f"shape {tuple(found_inf.shape)}, dtype {found_inf.dtype}"
+            if isinstance(found_inf, Tensor)
+            else type(found_inf).__name__
+        )
         raise ValueError(f"found_inf must be None or a one-element float32 tensor, got {what}")
     if found_inf.device != device:
         raise ValueError(f"found_inf is on {found_inf.device} but the params are on {device}")
