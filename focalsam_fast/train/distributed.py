@@ -43,8 +43,6 @@ from .errors import RunError, SetupError
 ENV_INIT = "FOCALSAM_DIST_INIT"
 ENV_RANKS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 DEFAULT_TIMEOUT_S = 1800.0
-# Methods whose step is exact for the global batch under DDP (CC-SAM's per-class perturbations are not yet).
-METHODS = ("sgd", "sam", "imbsam", "focalsam")
 _COMM_MARKERS = ("gloo", "nccl", "processgroup", "connection closed by peer", "connection reset by peer")
 
 

@@ -37,8 +37,7 @@ from .checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from .config import TrainConfig, validate_config
-from .distributed import METHODS as DISTRIBUTED_METHODS
+from .config import TrainConfig, is_clip, validate_config
 from .distributed import (
     DistRun,
     PeerError,
@@ -527,8 +526,8 @@ def _silent(msg: str) -> None:
 
 def check_distributed(cfg: TrainConfig, dist: DistRun) -> int:
     """The per-process batch of ``cfg`` on ``dist``'s ranks; a one-line :class:`SetupError` for a
-    global batch that does not divide, a method not exact on several ranks yet, or
-    ``--m-sharpness`` where it means nothing (one process, SGD)."""
+    global batch that does not divide, CC-SAM outside its distributed closed form, or
+    ``--m-sharpness`` where it means nothing (one process, SGD, CC-SAM)."""
     if dist.m_sharpness and not dist.active:
         raise SetupError(
             "--m-sharpness perturbs each process with its own gradient; it needs several "
@@ -536,11 +535,20 @@ def check_distributed(cfg: TrainConfig, dist: DistRun) -> int:
         )
     if dist.m_sharpness and cfg.method == "sgd":
         raise SetupError("--m-sharpness sets how the SAM methods perturb; --method sgd has no perturbation")
-    if dist.active and cfg.method not in DISTRIBUTED_METHODS:
+    if dist.m_sharpness and cfg.method == "ccsam":
         raise SetupError(
-            f"--method {cfg.method} does not run on several processes yet (its per-class "
-            f"perturbations are not exact for the global batch under DDP); use one process, "
-            f"or one of {', '.join(DISTRIBUTED_METHODS)}"
+            "--m-sharpness sets how SAM, ImbSAM and Focal-SAM perturb; --method ccsam's per-class "
+            "perturbations always use the global batch (drop --m-sharpness)"
+        )
+    if (
+        dist.active
+        and cfg.method == "ccsam"
+        and (cfg.ccsam_perturb != "head" or cfg.impl == "reference" or is_clip(cfg.model))
+    ):
+        raise SetupError(
+            "--method ccsam runs on several processes in its closed form only (--ccsam-perturb head, "
+            "an nn.Linear head: not a CLIP model, a fused --impl); got "
+            f"--ccsam-perturb {cfg.ccsam_perturb} --impl {cfg.impl} --model {cfg.model}: use one process"
         )
     return per_rank_batch(cfg.batch_size, dist.world)
 

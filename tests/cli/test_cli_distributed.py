@@ -86,7 +86,18 @@ def test_launcher_constants_match_the_ranks() -> None:
             ("--batch-size", "33"),
             "--batch-size 33 is the global batch and must divide evenly over 2 processes",
         ),
-        (("--method", "ccsam"), "--method ccsam does not run on several processes yet"),
+        (
+            ("--method", "ccsam", "--ccsam-perturb", "last"),
+            "--method ccsam runs on several processes in its closed form only",
+        ),
+        (
+            ("--method", "ccsam", "--impl", "reference"),
+            "--method ccsam runs on several processes in its closed",
+        ),
+        (
+            ("--m-sharpness", "--method", "ccsam"),
+            "--method ccsam's per-class perturbations always use the global",
+        ),
         (("--m-sharpness", "--method", "sgd"), "--m-sharpness sets how the SAM methods perturb"),
         (("--nproc", "0"), "--nproc must be an integer >= 1, got 0"),
         (("--compare", "sgd,sam"), "--compare trains the methods one after another in one process"),

@@ -326,3 +326,17 @@ def _rank_main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(_rank_main(sys.argv[1:]))
+
+
+def test_ccsam_two_ranks_equal_one_process(runs: Path) -> None:
+    """CC-SAM's closed form on 2 ranks (the optimizer gathers the batch's features, logit gradients
+    and labels; the closure runs the unwrapped model) equals one process on the global batch."""
+    code, log, _ = _launch(runs / "cc-two", "--method", "ccsam")
+    assert code == 0, log
+    res = _one_process(runs / "cc-one", "--method", "ccsam")
+    assert res.returncode == 0, res.stderr
+    a, b = _ckpt(runs / "cc-two"), _ckpt(runs / "cc-one")
+    assert a["global_step"] == b["global_step"] == 4
+    for name, w in b["model"].items():
+        torch.testing.assert_close(a["model"][name], w, rtol=RTOL, atol=ATOL, msg=name)
+    assert not all(torch.equal(a["model"][k], w) for k, w in b["model"].items())  # rounding differs
