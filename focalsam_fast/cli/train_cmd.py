@@ -237,13 +237,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     m_sharpness = getattr(args, "m_sharpness", False)
     cfg, out, resume = _resolve(args)
     world = nproc if nproc is not None else 1 if ranks is None else ranks.world
+    methods = _compare_methods(args.compare) if "compare" in vars(args) else [cfg.method]
+    if cfg.ccsam_perturb != "head" and "ccsam" not in methods:
+        raise UsageError(
+            f"--ccsam-perturb {cfg.ccsam_perturb} sets what CC-SAM perturbs, but this run trains "
+            f"{', '.join(methods)} (add ccsam, or drop the flag)"
+        )
     if "compare" in vars(args):
         if world > 1 or m_sharpness:
             raise UsageError(
                 "--compare trains the methods one after another in one process; train each "
                 "on several with --nproc N --out <out>/<method>"
             )
-        return _compare(cfg, out, _compare_methods(args.compare), args)
+        return _compare(cfg, out, methods, args)
     if nproc is not None and nproc > 1:
         return _launch(cfg, args, nproc, m_sharpness)
     if ranks is not None and ranks.world > 1:

@@ -197,6 +197,10 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model = build_run_model(cfg, self.data).to(self.device)
         self.criterion = build_criterion(cfg, self.data).to(self.device)
+        # CC-SAM's closure returns the features below the perturbed layers (split once, not per step)
+        self.ccsam_features = (
+            ccsam_split(self.model, cfg.ccsam_perturb).features if cfg.method == "ccsam" else None
+        )
         try:
             self.optimizer = build_optimizer(cfg, self.model, self.data, self.criterion)
         except ImplUnavailableError as exc:
@@ -275,11 +279,9 @@ class Trainer:
         :attr:`net` (DistributedDataParallel on several ranks: a forward arms its gradient
         all-reduce); with ``--m-sharpness`` the step's first forward, the one whose gradient sets
         eps, runs under ``no_sync`` (each rank's own eps)."""
-        model, criterion, amp = self.model, self.criterion, autocast_mode(self.cfg)
+        criterion, amp = self.criterion, autocast_mode(self.cfg)
         if self.cfg.method == "ccsam":  # features in the head's dtype (float16 under --prec fp16)
-            dtype = weight_dtype(self.cfg)
-
-            features_of = ccsam_split(model, self.cfg.ccsam_perturb).features
+            dtype, features_of = weight_dtype(self.cfg), self.ccsam_features
 
             def features() -> Tensor:
                 with autocast_for(self.device, amp):

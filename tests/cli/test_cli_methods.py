@@ -72,6 +72,10 @@ def test_cli_method_details_per_dataset(run_cli, tmp_path: Path) -> None:
     )
     assert res.code == 0, res.err
     assert "perturb last" in res.out
+    res = run_cli("train", "--method", "sam", "--ccsam-perturb", "last", "--out", str(tmp_path / "s"))
+    assert res.code == 2
+    assert "--ccsam-perturb last sets what CC-SAM perturbs, but this run trains sam (add ccsam" in res.err
+    assert not (tmp_path / "s").exists()
     config = json.loads((tmp_path / "l" / "config.json").read_text())
     assert config["ccsam_perturb"] == "last" and config["resolved"]["method_details"]["perturb"] == "last"
 
