@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from focalsam_fast.kernels import reference
-from focalsam_fast.testing import FP32_ATOL, FP32_ELEM_RTOL, FP32_LOSS_RTOL, FP64_ATOL, FP64_RTOL
+from focalsam_fast.testing import (
+    FP32_ATOL,
+    FP32_ELEM_RTOL,
+    FP64_ATOL,
+    FP64_RTOL,
+    assert_focal_loss_close,
+)
 from tests.kernels.focal_cases import (
     BATCHES,
     CASES,
@@ -35,24 +41,6 @@ _BITS = {
     torch.float16: torch.int16,
     torch.bfloat16: torch.int16,
 }
-
-
-def _tols(dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
-    """Tolerances for (losses, gradients).  A loss is lse - z'_y: one rounding of the logsumexp
-    (|lse| < 64 here, an fp32 ulp <= 7.6e-6) is an absolute error however small the loss, so fp32
-    losses get FP32_LOSS_RTOL as atol too; gradients are exp(z' - lse) <= 1 times bounded tables."""
-    if dtype == torch.float64:
-        return {"rtol": FP64_RTOL, "atol": FP64_ATOL}, {"rtol": FP64_RTOL, "atol": FP64_ATOL}
-    return {"rtol": FP32_LOSS_RTOL, "atol": FP32_LOSS_RTOL}, {"rtol": FP32_LOSS_RTOL, "atol": FP32_ATOL}
-
-
-def _assert_focal_close(
-    got: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...], dtype: torch.dtype
-) -> None:
-    loss_tol, grad_tol = _tols(dtype)
-    for g, r, tol in zip(got, ref, (loss_tol, grad_tol, grad_tol)):
-        assert g.dtype == r.dtype and g.shape == r.shape
-        torch.testing.assert_close(g, r, equal_nan=True, **tol)
 
 
 def _bits(ts: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -85,7 +73,7 @@ def test_focal_loss_special_values_match_reference(
 ) -> None:
     logits, targets, t = focal_inputs(case, batch, classes, dtype)
     got = cpp.focal_loss(logits, targets, **t)
-    _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
+    assert_focal_loss_close(got, reference.focal_loss(logits, targets, **t), equal_nan=True)
     rows = special_rows(batch)
     others = [i for i in range(batch) if i not in rows]
     if case in NAN_GRAD_CASES:
@@ -111,7 +99,7 @@ def test_focal_loss_special_value_at_every_column(
         "margin": torch.rand(classes, dtype=dtype),
     }
     got = cpp.focal_loss(logits, targets, **t)
-    _assert_focal_close(got, reference.focal_loss(logits, targets, **t), dtype)
+    assert_focal_loss_close(got, reference.focal_loss(logits, targets, **t), equal_nan=True)
     assert got[1].isnan().all() and got[2].isnan().all()
     if value != value:  # NaN
         assert got[0].isnan().all()
@@ -165,7 +153,7 @@ def test_focal_loss_grad_scale_matches_reference(seed: int, dtype: torch.dtype) 
     as_tensor = cpp.focal_loss(logits, targets, **t, grad_scale=torch.tensor([gs]))
     ref = reference.focal_loss(logits, targets, **t, grad_scale=gs)
     assert _same_bits(list(as_float), list(as_tensor))
-    _assert_focal_close(as_float, ref, dtype)
+    assert_focal_loss_close(as_float, ref, equal_nan=True, scale=gs)
     plain = cpp.focal_loss(logits, targets, **t)
     assert _same_bits(list(plain), list(cpp.focal_loss(logits, targets, **t, grad_scale=1.0)))
 

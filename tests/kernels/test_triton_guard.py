@@ -22,7 +22,13 @@ from torch import Tensor
 pytest.importorskip("triton")
 
 from focalsam_fast.kernels import reference as ref
-from focalsam_fast.testing import FP32_ATOL, FP32_ELEM_RTOL, FP32_LOSS_RTOL, FP32_RTOL, tolerances
+from focalsam_fast.testing import (
+    FP32_ATOL,
+    FP32_ELEM_RTOL,
+    FP32_RTOL,
+    assert_focal_loss_close,
+    tolerances,
+)
 
 tk = importlib.import_module("focalsam_fast.kernels.triton")
 guard = importlib.import_module("focalsam_fast.kernels.triton.guard")
@@ -36,7 +42,6 @@ GUARDED = {
 }
 SHAPES = [(3, 5), (700,), (2, 3, 3, 3)]
 ELEM = {"rtol": FP32_ELEM_RTOL, "atol": FP32_ATOL}
-LOSS = {"rtol": FP32_LOSS_RTOL, "atol": FP32_ATOL}
 
 
 def _assert_step_close(got: list[Tensor], want: list[Tensor], operands: list[Tensor]) -> None:
@@ -160,8 +165,7 @@ def _run_every_wrapper() -> None:
         coeff=torch.rand(30), scale=torch.rand(30) + 0.5, bias=torch.randn(30), margin=torch.zeros(30)
     )
     got = tk.focal_loss(logits, targets, **tables, grad_scale=8.0)
-    for g, w in zip(got, ref.focal_loss(logits, targets, **tables, grad_scale=8.0), strict=True):
-        torch.testing.assert_close(g, w, **LOSS)
+    assert_focal_loss_close(got, ref.focal_loss(logits, targets, **tables, grad_scale=8.0), scale=8.0)
 
 
 @pytest.mark.gpu
@@ -214,8 +218,7 @@ def test_tensors_on_the_last_gpu_while_the_first_is_current(monkeypatch: pytest.
         margin=torch.zeros(100, device=dev),
     )
     got = tk.focal_loss(logits, targets, **tables, grad_scale=torch.tensor(4.0, device=dev))
-    for g, w in zip(got, ref.focal_loss(logits, targets, **tables, grad_scale=4.0), strict=True):
-        torch.testing.assert_close(g, w, **LOSS)
+    assert_focal_loss_close(got, ref.focal_loss(logits, targets, **tables, grad_scale=4.0), scale=4.0)
     torch.cuda.synchronize(dev)
     assert torch.cuda.current_device() == 0  # the guard restored the current device
     assert entered and set(entered) == {dev}

@@ -20,7 +20,7 @@ from torch import Tensor
 pytest.importorskip("triton")
 
 from focalsam_fast.kernels import reference as ref
-from focalsam_fast.testing import FP32_ATOL, FP32_LOSS_RTOL, tolerances
+from focalsam_fast.testing import assert_focal_loss_close
 
 tk = importlib.import_module("focalsam_fast.kernels.triton")
 loss_mod = importlib.import_module("focalsam_fast.kernels.triton.loss")
@@ -50,16 +50,12 @@ def _tables(n_cls: int, dtype: torch.dtype, device: torch.device) -> dict[str, t
     )
 
 
-def _tol(dtype: torch.dtype) -> dict[str, float]:
-    return tolerances(dtype) if dtype == torch.float64 else {"rtol": FP32_LOSS_RTOL, "atol": FP32_ATOL}
-
-
-def _assert_matches_reference(logits, targets, tables, grad_scale=None) -> tuple[torch.Tensor, ...]:
+def _assert_matches_reference(
+    logits, targets, tables, grad_scale: float | None = None
+) -> tuple[torch.Tensor, ...]:
     got = tk.focal_loss(logits, targets, **tables, grad_scale=grad_scale)
     want = ref.focal_loss(logits, targets, **tables, grad_scale=grad_scale)
-    for g, w in zip(got, want, strict=True):
-        assert g.dtype == w.dtype and g.shape == w.shape
-        torch.testing.assert_close(g, w, equal_nan=True, **_tol(logits.dtype))
+    assert_focal_loss_close(got, want, equal_nan=True, scale=1.0 if grad_scale is None else grad_scale)
     return got
 
 
