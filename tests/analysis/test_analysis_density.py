@@ -25,6 +25,10 @@ def test_each_run_integrates_polynomials_up_to_degree_2m_minus_1_exactly() -> No
 
 
 def test_slq_moments_match_the_exact_spectrum() -> None:
+    """The mean of ``runs`` per-run moments is within 5.5 standard errors of the exact moment, for
+    p = 1, 2, 3: a statistical check (Student-t, 399 degrees of freedom) that a correct SLQ fails
+    with probability 6.8e-8 per moment, 2e-7 per run.  At 3 standard errors it failed 1 of 300
+    seeds (the worst of the 900 moments was 3.17 standard errors)."""
     eig = torch.cat([torch.rand(95, dtype=torch.float64), torch.tensor([3.0, 4.0, 5.0, 6.0, 8.0])])
     a = symmetric(eig)
     runs = 400
@@ -39,7 +43,7 @@ def test_slq_moments_match_the_exact_spectrum() -> None:
     for p in (1, 2, 3):
         per_run = np.array([np.dot(w, np.asarray(n) ** p) for n, w in zip(res.nodes, res.weights)])
         exact = float((eig**p).mean())
-        assert abs(per_run.mean() - exact) <= 3 * per_run.std(ddof=1) / np.sqrt(runs), p
+        assert abs(per_run.mean() - exact) <= 5.5 * per_run.std(ddof=1) / np.sqrt(runs), p
         assert res.moment(p) == float(per_run.mean())
     assert all(abs(sum(w) - 1) < 1e-12 for w in res.weights)
 
