@@ -29,6 +29,7 @@ Tolerances (the one place they are justified):
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 
 import torch
@@ -73,6 +74,15 @@ def assert_focal_loss_close(
     for g, w, tol in zip(got, want, (loss_tol, grad_tol, grad_tol), strict=True):
         assert g.dtype == w.dtype and g.shape == w.shape and g.device == w.device
         torch.testing.assert_close(g, w, equal_nan=equal_nan, **tol)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child process that a test stops with SIGINT: Ctrl-C's default action.
+
+    A process inherits an ignored SIGINT (a shell starts background jobs, ``cmd &``, that way when
+    job control is off, as in scripts and some CI runners), and Python then installs no
+    KeyboardInterrupt handler: the child would ignore the test's SIGINT and run to its end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class SmallCNN(nn.Module):

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from focalsam_fast.cli.main import build_parser
+from focalsam_fast.testing import default_sigint
 from focalsam_fast.train import distributed, distributed_launch
 from focalsam_fast.train.checkpoint import load_checkpoint
 from focalsam_fast.train.distributed_launch import rebuild_argv
@@ -197,6 +198,7 @@ def test_ctrl_c_stops_every_rank_and_keeps_the_checkpoint(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 300

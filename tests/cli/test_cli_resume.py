@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from focalsam_fast.optim import FocalSAM
+from focalsam_fast.testing import default_sigint
 from focalsam_fast.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +102,7 @@ def test_cli_real_ctrl_c_keeps_checkpoint(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 60
