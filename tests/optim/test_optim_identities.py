@@ -198,7 +198,7 @@ def test_imbsam_empty_tail_is_sgd(seed: int) -> None:
 
 
 def test_imbsam_all_tail_weight1_is_sam(seed: int) -> None:
-    a = SmallCNN(num_classes=3)
+    a = SmallCNN(num_classes=3, smooth=True)  # fp32 steps that round differently (see SmallCNN)
     b = copy.deepcopy(a)
     kw = {"rho": 0.2, "lr": 0.1, "momentum": 0.9}
     imb = ImbSAM(a.parameters(), class_counts=[5, 3, 1], tail_threshold=20, tail_weight=1.0, **kw)
@@ -213,7 +213,7 @@ def test_imbsam_all_tail_weight1_is_sam(seed: int) -> None:
 
 @pytest.mark.parametrize("kw", [{"noise_ratio": 0.0}, {"beta": 0.0}])
 def test_ccsam_degenerates_to_sgd(kw: dict, seed: int) -> None:
-    a = SmallCNN()
+    a = SmallCNN(smooth=True)  # fp32 steps that round differently (see SmallCNN)
     b = copy.deepcopy(a)
     opt = CCSAM(
         a.parameters(),
