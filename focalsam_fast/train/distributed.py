@@ -21,6 +21,7 @@ here as :class:`Terminated`); every wait is bounded by the process group's timeo
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -231,8 +232,11 @@ class DistRun:
         return DistRun(ranks, m_sharpness)
 
     def finish(self) -> None:
-        """End of a run every rank completed: wait for all ranks, then leave the group."""
+        """End of a run every rank completed: free what the run left (DDP's reducer holds gloo / NCCL
+        work; destroyed later, during interpreter shutdown, it aborts the process), wait for all
+        ranks, then leave the group."""
         if self.active and dist.is_initialized():
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
 

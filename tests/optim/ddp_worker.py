@@ -3,6 +3,8 @@ can import it): N gloo ranks each step on their slice of one global batch."""
 
 from __future__ import annotations
 
+import gc
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -62,37 +64,45 @@ def run_ccsam(model: nn.Sequential, opt, data, rank: int, per_rank: int) -> None
 
 def worker(rank: int, world: int, store: str, method: str, impl: str, per_rank: int, out: str) -> None:
     """One rank. The ranks meet through a FileStore (no TCP port to race for, no store server thread on
-    rank 0) and wait for each other before tearing gloo down, so no rank closes its pairs while a peer
-    still uses them."""
+    rank 0). Teardown order: every object of the run (DDP's reducer and the work it holds) is freed
+    while the interpreter is whole, the ranks wait for each other, and only then is gloo torn down,
+    so no rank closes its pairs while a peer still uses them and no gloo work is left for interpreter
+    finalisation to destroy (a SIGABRT: "terminate called without an active exception")."""
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        torch.set_num_threads(1)
-        model = net()
-        ddp = DistributedDataParallel(model)
-        calls = {"n": 0}
-
-        def counting(state, bucket):
-            calls["n"] += 1
-            return allreduce_hook(state, bucket)
-
-        ddp.register_comm_hook(None, counting)
-        opt = make(method, model, impl, params=ddp.parameters())
-        if method == "ccsam":
-            collectives = count_collectives()
-            run_ccsam(model, opt, batches(world, per_rank), rank, per_rank)
-            if rank == 0:
-                torch.save(
-                    {
-                        "weights": [p.detach() for p in model.parameters()],
-                        "ddp_allreduces": calls["n"],
-                        **collectives,
-                    },
-                    out,
-                )
-            return
-        run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
-        if rank == 0:
-            torch.save({"weights": [p.detach() for p in model.parameters()], "allreduces": calls["n"]}, out)
+        _work(rank, world, method, impl, per_rank, out)
     finally:
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _work(rank: int, world: int, method: str, impl: str, per_rank: int, out: str) -> None:
+    """The steps of one rank; what rank 0 saves goes to ``out``."""
+    torch.set_num_threads(1)
+    model = net()
+    ddp = DistributedDataParallel(model)
+    calls = {"n": 0}
+
+    def counting(state, bucket):
+        calls["n"] += 1
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(None, counting)
+    opt = make(method, model, impl, params=ddp.parameters())
+    if method == "ccsam":
+        collectives = count_collectives()
+        run_ccsam(model, opt, batches(world, per_rank), rank, per_rank)
+        if rank == 0:
+            torch.save(
+                {
+                    "weights": [p.detach() for p in model.parameters()],
+                    "ddp_allreduces": calls["n"],
+                    **collectives,
+                },
+                out,
+            )
+        return
+    run(ddp, opt, batches(world, per_rank), rank, world, per_rank)
+    if rank == 0:
+        torch.save({"weights": [p.detach() for p in model.parameters()], "allreduces": calls["n"]}, out)
