@@ -13,7 +13,7 @@ from focalsam_fast.testing import (
     FP32_ELEM_RTOL,
     FP64_ATOL,
     FP64_RTOL,
-    loss_tolerances,
+    assert_focal_loss_close,
     tolerances,
 )
 
@@ -49,16 +49,6 @@ def _elem_tol(dtype: torch.dtype) -> dict[str, float]:
     if dtype == torch.float64:
         return {"rtol": FP64_RTOL, "atol": FP64_ATOL}
     return {"rtol": FP32_ELEM_RTOL, "atol": FP32_ATOL}
-
-
-def _loss_tol(dtype: torch.dtype) -> dict[str, float]:
-    """Logit gradients of the focal loss (justified in focalsam_fast.testing)."""
-    return loss_tolerances(dtype)[1]
-
-
-def _sample_loss_tol(dtype: torch.dtype) -> dict[str, float]:
-    """Per-sample focal losses (justified in focalsam_fast.testing)."""
-    return loss_tolerances(dtype)[0]
 
 
 def test_dispatcher_picks_cpp_on_cpu() -> None:
@@ -402,9 +392,8 @@ def test_focal_loss_matches_reference(
     weight = torch.rand(classes) + 0.1 if weighted else None
     got = cpp.focal_loss(logits, targets, **t, weight=weight)
     ref = reference.focal_loss(logits, targets, **t, weight=weight)
-    for g, r, tol in zip(got, ref, (_sample_loss_tol(dtype), _loss_tol(dtype), _loss_tol(dtype))):
-        assert g.dtype == dtype and g.shape == r.shape
-        torch.testing.assert_close(g, r, **tol)
+    assert got[0].dtype == dtype
+    assert_focal_loss_close(got, ref)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -421,9 +410,7 @@ def test_focal_loss_gradients_match_autograd(seed: int, dtype: torch.dtype, weig
         cy = t["coeff"][targets]
         (ga,) = torch.autograd.grad(((1 - cy) * ref_losses).sum() / batch, logits, retain_graph=True)
         (gb,) = torch.autograd.grad((cy * ref_losses).sum() / batch, logits)
-        torch.testing.assert_close(losses, ref_losses.detach(), **_sample_loss_tol(dtype))
-        torch.testing.assert_close(grad_a, ga, **_loss_tol(dtype))
-        torch.testing.assert_close(grad_b, gb, **_loss_tol(dtype))
+        assert_focal_loss_close((losses, grad_a, grad_b), (ref_losses.detach(), ga, gb))
 
 
 def test_focal_loss_bad_labels_give_nan_rows_and_shapes_raise(seed: int) -> None:
@@ -434,8 +421,7 @@ def test_focal_loss_bad_labels_give_nan_rows_and_shapes_raise(seed: int) -> None
     targets = torch.tensor([3, 10, -1])
     got = cpp.focal_loss(logits, targets, **t)
     assert all(g[1:].isnan().all() and g[0].isfinite().all() for g in got)
-    for g, r in zip(got, reference.focal_loss(logits, targets, **t)):
-        torch.testing.assert_close(g, r, equal_nan=True, **_sample_loss_tol(torch.float32))
+    assert_focal_loss_close(got, reference.focal_loss(logits, targets, **t), equal_nan=True)
     with pytest.raises(ValueError, match=r"margin must have shape \(10,\)"):
         cpp.focal_loss(torch.randn(2, 10), torch.tensor([3, 1]), **{**t, "margin": torch.zeros(9)})
     with pytest.raises(TypeError, match="integer class indices"):
